@@ -1,0 +1,60 @@
+"""The FastAPI application: one core serving every dialect."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from anyio import to_thread
+from fastapi import FastAPI
+
+from omnichat import __version__
+from omnichat.auth import passwords
+from omnichat.auth.routes import auth_router, oauth_router
+from omnichat.auth.routes import express_router as express_auth_router
+from omnichat.chats.routes import express_router as express_chats_router
+from omnichat.chats.routes import sessions_router
+from omnichat.container import Container, build_container
+from omnichat.errors import install_error_handlers
+from omnichat.ops.middleware import BodySizeLimitMiddleware, RequestContextMiddleware
+from omnichat.ops.routes import router as ops_router
+from omnichat.settings import Settings
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or Settings()
+    container = build_container(settings)
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        await to_thread.run_sync(passwords.warm_up)
+        try:
+            yield
+        finally:
+            await container.database.dispose()
+
+    app = FastAPI(
+        title="OmniChat",
+        version=__version__,
+        description="Multi-provider LLM chat backend: accounts, chat history, streaming, RAG.",
+        lifespan=lifespan,
+    )
+    app.state.container = container
+    install_error_handlers(app)
+    for router in (
+        ops_router,
+        express_auth_router,
+        oauth_router,
+        auth_router,
+        express_chats_router,
+        sessions_router,
+    ):
+        app.include_router(router)
+    app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_request_bytes)
+    app.add_middleware(RequestContextMiddleware, access_log=settings.access_log)
+    return app
+
+
+def container_of(app: FastAPI) -> Container:
+    container: Container = app.state.container
+    return container

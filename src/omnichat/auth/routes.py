@@ -1,0 +1,202 @@
+"""Account endpoints of the three dialects, thin over ``AuthService``.
+
+- ``express_router``: seed 000 (``/api/auth/*``), Express-style bodies.
+- ``oauth_router``: seed 001 (``/token`` OAuth2 password form, ``/users/``).
+- ``auth_router``: seed 003 (``/auth/*`` with refresh rotation and logout).
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Body, Form
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from omnichat.auth.models import User
+from omnichat.auth.schemas import (
+    EmailField,
+    ExpressAuthResponse,
+    ExpressUserOut,
+    LoginRequest,
+    LogoutRequest,
+    MessageResponse,
+    PasswordField,
+    ProfileUpdateRequest,
+    RefreshRequest,
+    RegisterRequest,
+    TokenResponse,
+    UserOut,
+)
+from omnichat.auth.service import AuthService, ProfileChanges, TokenPair
+from omnichat.deps import AuthServiceDep, BearerToken, CurrentUser, ReadSession, WriteSession
+from omnichat.errors import Unauthorized
+
+BAD_EMAIL_LOGIN = "Incorrect email or password"
+BAD_USERNAME_LOGIN = "Incorrect username or password"  # seed 001's documented body
+
+
+async def _register(db: AsyncSession, auth: AuthService, body: RegisterRequest) -> User:
+    return await auth.register(
+        db,
+        email=body.email,
+        password=body.password,
+        username=body.username,
+        first_name=body.first_name,
+        last_name=body.last_name,
+    )
+
+
+async def _login(
+    read_db: AsyncSession,
+    write_db: AsyncSession,
+    auth: AuthService,
+    email: str,
+    password: str,
+    failure: str,
+) -> tuple[User, TokenPair]:
+    # Verify on a read transaction: the ~50 ms of argon2 must not hold SQLite's write lock.
+    user = await auth.authenticate(read_db, email, password)
+    if user is None:
+        raise Unauthorized(failure)
+    await auth.upgrade_hash_if_needed(write_db, user, password)
+    return user, await auth.start_login(write_db, user)
+
+
+def _token_response(tokens: TokenPair) -> TokenResponse:
+    return TokenResponse(
+        access_token=tokens.access_token,
+        refresh_token=tokens.refresh_token,
+        expires_in=tokens.expires_in,
+    )
+
+
+def _express_auth_response(user: User, tokens: TokenPair) -> ExpressAuthResponse:
+    return ExpressAuthResponse(
+        token=tokens.access_token,
+        access_token=tokens.access_token,
+        refresh_token=tokens.refresh_token,
+        expires_in=tokens.expires_in,
+        user=ExpressUserOut.of(user),
+    )
+
+
+# -- seed 000 -------------------------------------------------------------------------------------
+
+express_router = APIRouter(prefix="/api/auth", tags=["accounts (seed 000)"])
+
+
+@express_router.post("/register", status_code=201, response_model=ExpressAuthResponse)
+async def express_register(
+    body: RegisterRequest, db: WriteSession, auth: AuthServiceDep
+) -> ExpressAuthResponse:
+    user = await _register(db, auth, body)
+    return _express_auth_response(user, await auth.start_login(db, user))
+
+
+@express_router.post("/login", response_model=ExpressAuthResponse)
+async def express_login(
+    body: LoginRequest, read_db: ReadSession, write_db: WriteSession, auth: AuthServiceDep
+) -> ExpressAuthResponse:
+    user, tokens = await _login(read_db, write_db, auth, body.email, body.password, BAD_EMAIL_LOGIN)
+    return _express_auth_response(user, tokens)
+
+
+@express_router.get("/me", response_model=ExpressUserOut)
+async def express_me(user: CurrentUser) -> ExpressUserOut:
+    return ExpressUserOut.of(user)
+
+
+# -- seed 001 -------------------------------------------------------------------------------------
+
+oauth_router = APIRouter(tags=["accounts (seed 001)"])
+
+
+@oauth_router.post("/token", response_model=TokenResponse)
+async def oauth_token(
+    username: Annotated[EmailField, Form(description="The user's email")],
+    password: Annotated[PasswordField, Form()],
+    read_db: ReadSession,
+    write_db: WriteSession,
+    auth: AuthServiceDep,
+) -> TokenResponse:
+    _, tokens = await _login(read_db, write_db, auth, username, password, BAD_USERNAME_LOGIN)
+    return _token_response(tokens)
+
+
+@oauth_router.post("/users/", response_model=UserOut)
+async def oauth_create_user(
+    body: RegisterRequest, db: WriteSession, auth: AuthServiceDep
+) -> UserOut:
+    return UserOut.of(await _register(db, auth, body))
+
+
+@oauth_router.get("/users/me/", response_model=UserOut)
+async def oauth_me(user: CurrentUser) -> UserOut:
+    return UserOut.of(user)
+
+
+@oauth_router.put("/users/me/", response_model=UserOut)
+async def oauth_update_me(
+    body: ProfileUpdateRequest, user: CurrentUser, db: WriteSession, auth: AuthServiceDep
+) -> UserOut:
+    """Profile fields; ``password`` (with ``current_password``) changes the password and ends
+    every login, this one included."""
+    changes = ProfileChanges(
+        username=body.username, first_name=body.first_name, last_name=body.last_name
+    )
+    updated = await auth.update_profile(db, user.id, changes)
+    if body.password is not None:
+        updated = await auth.change_password(db, user.id, body.current_password, body.password)
+    return UserOut.of(updated)
+
+
+# -- seed 003 -------------------------------------------------------------------------------------
+
+auth_router = APIRouter(prefix="/auth", tags=["accounts (seed 003)"])
+
+
+@auth_router.post("/register", response_model=UserOut)
+async def auth_register(body: RegisterRequest, db: WriteSession, auth: AuthServiceDep) -> UserOut:
+    return UserOut.of(await _register(db, auth, body))
+
+
+@auth_router.post("/login", response_model=TokenResponse)
+async def auth_login(
+    body: LoginRequest, read_db: ReadSession, write_db: WriteSession, auth: AuthServiceDep
+) -> TokenResponse:
+    _, tokens = await _login(read_db, write_db, auth, body.email, body.password, BAD_EMAIL_LOGIN)
+    return _token_response(tokens)
+
+
+@auth_router.get("/me", response_model=UserOut)
+async def auth_me(user: CurrentUser) -> UserOut:
+    return UserOut.of(user)
+
+
+@auth_router.post("/refresh", response_model=TokenResponse)
+async def auth_refresh(
+    body: RefreshRequest, db: WriteSession, auth: AuthServiceDep
+) -> TokenResponse:
+    return _token_response(await auth.refresh(db, body.refresh_token))
+
+
+@auth_router.post("/logout", response_model=MessageResponse)
+async def auth_logout(
+    db: WriteSession,
+    auth: AuthServiceDep,
+    bearer: BearerToken,
+    body: Annotated[LogoutRequest | None, Body()] = None,
+) -> MessageResponse:
+    """Revokes the refresh token in the body (its whole login), or with only a bearer token the
+    caller's current login. Access tokens of that login stop working at once."""
+    refresh_token = body.refresh_token if body else None
+    claims = None
+    if bearer:
+        try:
+            claims = auth.decode_access_token(bearer)
+        except Unauthorized:
+            # An expired access token must not stop a client from revoking its refresh token.
+            if not refresh_token:
+                raise
+    await auth.logout(db, refresh_token=refresh_token, claims=claims)
+    return MessageResponse(message="Logged out")

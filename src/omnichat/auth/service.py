@@ -1,0 +1,258 @@
+"""Accounts and tokens. Services flush; the request dependency commits."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import NoReturn
+
+from sqlalchemy import and_, exists, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from omnichat.auth.models import RefreshToken, TokenFamily, User
+from omnichat.auth.passwords import (
+    check_password_policy,
+    hash_password,
+    needs_rehash,
+    verify_password,
+)
+from omnichat.auth.tokens import (
+    AccessClaims,
+    AccessTokenCodec,
+    hash_refresh_token,
+    new_refresh_token,
+)
+from omnichat.db.base import utcnow
+from omnichat.errors import BadRequest, Unauthorized
+
+EMAIL_TAKEN = "Email already registered"
+INVALID_REFRESH = "Invalid or expired refresh token"
+REFRESH_REUSED = "Refresh token reuse detected; all sessions of this login were revoked"
+
+
+@dataclass(frozen=True)
+class TokenPair:
+    access_token: str
+    refresh_token: str
+    expires_in: int
+
+
+@dataclass(frozen=True)
+class ProfileChanges:
+    username: str | None = None
+    first_name: str | None = None
+    last_name: str | None = None
+
+
+def normalize_email(email: str) -> str:
+    return email.strip().lower()
+
+
+def default_username(email: str) -> str:
+    return email.split("@", 1)[0][:100]
+
+
+class AuthService:
+    def __init__(self, codec: AccessTokenCodec, refresh_lifetime: timedelta) -> None:
+        self._codec = codec
+        self._refresh_lifetime = refresh_lifetime
+
+    # -- accounts -----------------------------------------------------------------------------
+
+    async def register(
+        self,
+        db: AsyncSession,
+        *,
+        email: str,
+        password: str,
+        username: str | None = None,
+        first_name: str | None = None,
+        last_name: str | None = None,
+    ) -> User:
+        email = normalize_email(email)
+        check_password_policy(password, email=email)
+        # Hash before the first query: on SQLite a write transaction holds the database lock.
+        password_hash = await hash_password(password)
+        if await self._find_by_email(db, email) is not None:
+            raise BadRequest(EMAIL_TAKEN)
+        user = User(
+            email=email,
+            username=username or default_username(email),
+            first_name=first_name,
+            last_name=last_name,
+            password_hash=password_hash,
+        )
+        db.add(user)
+        try:
+            async with db.begin_nested():
+                await db.flush()
+        except IntegrityError as exc:  # a concurrent registration won the race
+            raise BadRequest(EMAIL_TAKEN) from exc
+        return user
+
+    async def authenticate(self, db: AsyncSession, email: str, password: str) -> User | None:
+        """The user for these credentials, or None; the same work is done for unknown emails."""
+        user = await self._find_by_email(db, normalize_email(email))
+        if not await verify_password(user.password_hash if user else None, password):
+            return None
+        return user
+
+    async def upgrade_hash_if_needed(self, db: AsyncSession, user: User, password: str) -> None:
+        if needs_rehash(user.password_hash):
+            await db.execute(
+                update(User)
+                .where(User.id == user.id)
+                .values(password_hash=await hash_password(password))
+            )
+
+    async def update_profile(self, db: AsyncSession, user_id: str, changes: ProfileChanges) -> User:
+        user = await self._get_user(db, user_id)
+        for field in ("username", "first_name", "last_name"):
+            value = getattr(changes, field)
+            if value is not None:
+                setattr(user, field, value)
+        await db.flush()
+        return user
+
+    async def change_password(
+        self, db: AsyncSession, user_id: str, current_password: str | None, new_password: str
+    ) -> User:
+        """Requires the current password; ends every login of the user (all tokens stop working)."""
+        user = await self._get_user(db, user_id)
+        if current_password is None:
+            raise BadRequest("current_password is required to change the password")
+        if not await verify_password(user.password_hash, current_password):
+            raise BadRequest("Current password is incorrect")
+        check_password_policy(new_password, email=user.email)
+        user.password_hash = await hash_password(new_password)
+        user.token_version += 1
+        await self._revoke_all_families(db, user.id, reason="password_change")
+        await db.flush()
+        return user
+
+    # -- tokens -------------------------------------------------------------------------------
+
+    async def start_login(self, db: AsyncSession, user: User) -> TokenPair:
+        now = utcnow()
+        family = TokenFamily(user_id=user.id, expires_at=now + self._refresh_lifetime)
+        db.add(family)
+        await db.flush()
+        return await self._issue_pair(db, family.id, user)
+
+    async def refresh(self, db: AsyncSession, presented: str) -> TokenPair:
+        row = (
+            await db.execute(
+                select(RefreshToken, TokenFamily, User)
+                .join(TokenFamily, RefreshToken.family_id == TokenFamily.id)
+                .join(User, TokenFamily.user_id == User.id)
+                .where(RefreshToken.token_hash == hash_refresh_token(presented))
+            )
+        ).one_or_none()
+        if row is None:
+            raise Unauthorized(INVALID_REFRESH)
+        token, family, user = row.tuple()
+        now = utcnow()
+        if family.revoked_at is not None or family.expires_at <= now:
+            raise Unauthorized(INVALID_REFRESH)
+        if token.rotated_at is not None:
+            await self._revoke_reused_family(db, family.id)
+        # Conditional update: of two concurrent refreshes with one token, exactly one wins.
+        claimed = await db.execute(
+            update(RefreshToken)
+            .where(RefreshToken.id == token.id, RefreshToken.rotated_at.is_(None))
+            .values(rotated_at=now)
+            .execution_options(synchronize_session=False)
+        )
+        if claimed.rowcount != 1:  # type: ignore[attr-defined]
+            await self._revoke_reused_family(db, family.id)
+        return await self._issue_pair(db, family.id, user)
+
+    async def logout(
+        self, db: AsyncSession, *, refresh_token: str | None, claims: AccessClaims | None
+    ) -> None:
+        """Revoke the family of the presented refresh token, else the caller's current family."""
+        if refresh_token:
+            family = (
+                await db.execute(
+                    select(TokenFamily)
+                    .join(RefreshToken, RefreshToken.family_id == TokenFamily.id)
+                    .where(RefreshToken.token_hash == hash_refresh_token(refresh_token))
+                )
+            ).scalar_one_or_none()
+            if family is None or (claims is not None and family.user_id != claims.user_id):
+                raise Unauthorized(INVALID_REFRESH)
+            await self._revoke_family(db, family.id, reason="logout")
+        if claims is not None:
+            await self._revoke_family(db, claims.family_id, reason="logout")
+        if not refresh_token and claims is None:
+            raise Unauthorized("Not authenticated")
+
+    async def user_for_access_token(self, db: AsyncSession, token: str) -> User:
+        claims = self._codec.decode(token)
+        return await self.user_for_claims(db, claims)
+
+    async def user_for_claims(self, db: AsyncSession, claims: AccessClaims) -> User:
+        live_family = exists().where(
+            and_(
+                TokenFamily.id == claims.family_id,
+                TokenFamily.user_id == User.id,
+                TokenFamily.revoked_at.is_(None),
+                TokenFamily.expires_at > utcnow(),
+            )
+        )
+        user = (
+            await db.execute(
+                select(User).where(
+                    User.id == claims.user_id,
+                    User.token_version == claims.token_version,
+                    live_family,
+                )
+            )
+        ).scalar_one_or_none()
+        if user is None:
+            raise Unauthorized()
+        return user
+
+    def decode_access_token(self, token: str) -> AccessClaims:
+        return self._codec.decode(token)
+
+    # -- internals ----------------------------------------------------------------------------
+
+    async def _issue_pair(self, db: AsyncSession, family_id: str, user: User) -> TokenPair:
+        refresh_token = new_refresh_token()
+        db.add(RefreshToken(family_id=family_id, token_hash=hash_refresh_token(refresh_token)))
+        await db.flush()
+        access = self._codec.issue(user.id, family_id, user.token_version)
+        return TokenPair(
+            access_token=access.token, refresh_token=refresh_token, expires_in=access.expires_in
+        )
+
+    async def _revoke_reused_family(self, db: AsyncSession, family_id: str) -> NoReturn:
+        await self._revoke_family(db, family_id, reason="reuse")
+        raise Unauthorized(REFRESH_REUSED, keep_changes=True)
+
+    async def _revoke_family(self, db: AsyncSession, family_id: str, *, reason: str) -> None:
+        await db.execute(
+            update(TokenFamily)
+            .where(TokenFamily.id == family_id, TokenFamily.revoked_at.is_(None))
+            .values(revoked_at=utcnow(), revoked_reason=reason)
+            .execution_options(synchronize_session=False)
+        )
+
+    async def _revoke_all_families(self, db: AsyncSession, user_id: str, *, reason: str) -> None:
+        await db.execute(
+            update(TokenFamily)
+            .where(TokenFamily.user_id == user_id, TokenFamily.revoked_at.is_(None))
+            .values(revoked_at=utcnow(), revoked_reason=reason)
+            .execution_options(synchronize_session=False)
+        )
+
+    async def _find_by_email(self, db: AsyncSession, email: str) -> User | None:
+        return (await db.execute(select(User).where(User.email == email))).scalar_one_or_none()
+
+    async def _get_user(self, db: AsyncSession, user_id: str) -> User:
+        user = await db.get(User, user_id)
+        if user is None:
+            raise Unauthorized()
+        return user

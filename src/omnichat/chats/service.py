@@ -1,0 +1,165 @@
+"""Chat sessions and their messages. Every lookup is scoped to the owner: another user's id is
+indistinguishable from a missing one. Services flush; the request dependency commits."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import delete, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from omnichat.chats.models import ChatSession, Message, MessageStatus, Role
+from omnichat.db.base import utcnow
+from omnichat.errors import InvalidInput, NotFound
+
+SESSION_NOT_FOUND = "Session not found"
+MESSAGE_NOT_FOUND = "Message not found"
+AUTO_TITLE_CHARS = 60
+
+
+@dataclass(frozen=True)
+class ContentLimits:
+    max_title_chars: int
+    max_message_chars: int
+
+
+def title_from_message(content: str, max_chars: int = AUTO_TITLE_CHARS) -> str | None:
+    words = " ".join(content.split())
+    if not words:
+        return None
+    if len(words) <= max_chars:
+        return words
+    cut = words[:max_chars].rsplit(" ", 1)[0] or words[:max_chars]
+    return cut + "…"
+
+
+class ChatService:
+    def __init__(self, limits: ContentLimits) -> None:
+        self._limits = limits
+
+    # -- sessions -----------------------------------------------------------------------------
+
+    async def create_session(
+        self, db: AsyncSession, user_id: str, title: str | None = None
+    ) -> ChatSession:
+        session = ChatSession(user_id=user_id, title=self._clean_title(title))
+        db.add(session)
+        await db.flush()
+        return session
+
+    async def list_sessions(
+        self, db: AsyncSession, user_id: str, *, limit: int, offset: int
+    ) -> list[ChatSession]:
+        rows = await db.execute(
+            select(ChatSession)
+            .where(ChatSession.user_id == user_id)
+            .order_by(ChatSession.updated_at.desc(), ChatSession.id.desc())
+            .limit(limit)
+            .offset(offset)
+        )
+        return list(rows.scalars())
+
+    async def get_session(self, db: AsyncSession, user_id: str, session_id: str) -> ChatSession:
+        session = (
+            await db.execute(
+                select(ChatSession).where(
+                    ChatSession.id == session_id, ChatSession.user_id == user_id
+                )
+            )
+        ).scalar_one_or_none()
+        if session is None:
+            raise NotFound(SESSION_NOT_FOUND)
+        return session
+
+    async def rename_session(
+        self, db: AsyncSession, user_id: str, session_id: str, title: str | None
+    ) -> ChatSession:
+        session = await self.get_session(db, user_id, session_id)
+        session.title = self._clean_title(title)
+        session.updated_at = utcnow()
+        await db.flush()
+        return session
+
+    async def delete_session(self, db: AsyncSession, user_id: str, session_id: str) -> None:
+        session = await self.get_session(db, user_id, session_id)
+        # Explicit rather than trusting ON DELETE CASCADE (SQLite needs a pragma for it).
+        await db.execute(delete(Message).where(Message.session_id == session.id))
+        await db.execute(delete(ChatSession).where(ChatSession.id == session.id))
+
+    # -- messages -----------------------------------------------------------------------------
+
+    async def list_messages(
+        self,
+        db: AsyncSession,
+        user_id: str,
+        session_id: str,
+        *,
+        limit: int | None = None,
+        offset: int = 0,
+    ) -> list[Message]:
+        await self.get_session(db, user_id, session_id)
+        query = (
+            select(Message)
+            .where(Message.session_id == session_id, Message.user_id == user_id)
+            .order_by(Message.created_at, Message.id)
+            .offset(offset)
+        )
+        if limit is not None:
+            query = query.limit(limit)
+        return list((await db.execute(query)).scalars())
+
+    async def add_message(
+        self,
+        db: AsyncSession,
+        user_id: str,
+        session_id: str,
+        *,
+        role: Role,
+        content: str,
+        status: MessageStatus = MessageStatus.COMPLETE,
+        model: str | None = None,
+    ) -> Message:
+        if len(content) > self._limits.max_message_chars:
+            raise InvalidInput(
+                f"Message content exceeds {self._limits.max_message_chars} characters"
+            )
+        session = await self.get_session(db, user_id, session_id)
+        message = Message(
+            session_id=session.id,
+            user_id=user_id,
+            role=role.value,
+            content=content,
+            status=status.value,
+            model=model,
+        )
+        db.add(message)
+        now = utcnow()
+        message.created_at = message.updated_at = now
+        session.updated_at = now
+        if session.title is None and role is Role.USER:
+            session.title = title_from_message(content)
+        await db.flush()
+        return message
+
+    async def delete_message(self, db: AsyncSession, user_id: str, message_id: str) -> None:
+        result = await db.execute(
+            delete(Message).where(Message.id == message_id, Message.user_id == user_id)
+        )
+        if result.rowcount != 1:  # type: ignore[attr-defined]
+            raise NotFound(MESSAGE_NOT_FOUND)
+
+    async def clear_messages(self, db: AsyncSession, user_id: str, session_id: str) -> int:
+        session = await self.get_session(db, user_id, session_id)
+        result = await db.execute(delete(Message).where(Message.session_id == session.id))
+        await db.execute(
+            update(ChatSession).where(ChatSession.id == session.id).values(updated_at=utcnow())
+        )
+        return int(result.rowcount)  # type: ignore[attr-defined]
+
+    def _clean_title(self, title: str | None) -> str | None:
+        if title is None:
+            return None
+        title = " ".join(title.split())
+        if len(title) > self._limits.max_title_chars:
+            raise InvalidInput(f"Title exceeds {self._limits.max_title_chars} characters")
+        return title or None

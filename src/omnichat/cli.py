@@ -1,0 +1,72 @@
+"""``omnichat serve`` and ``omnichat migrate``."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+from collections.abc import Sequence
+
+from omnichat.db.engine import create_engine_from_url
+from omnichat.db.migrate import upgrade_to_head
+from omnichat.ops.middleware import configure_logging
+from omnichat.settings import InsecureSecretKeyError, Settings
+
+logger = logging.getLogger("omnichat.cli")
+
+
+async def migrate(settings: Settings) -> None:
+    engine = create_engine_from_url(settings.resolved_database_url)
+    try:
+        await upgrade_to_head(engine)
+    finally:
+        await engine.dispose()
+
+
+def _serve(settings: Settings, host: str, port: int) -> None:
+    import uvicorn
+
+    from omnichat.app import create_app
+
+    asyncio.run(migrate(settings))
+    logger.info("migrations applied", extra={"database": _redacted(settings)})
+    uvicorn.run(
+        create_app(settings),
+        host=host,
+        port=port,
+        log_config=None,
+        access_log=False,  # our middleware writes the JSON access log
+        proxy_headers=True,
+        timeout_graceful_shutdown=30,
+    )
+
+
+def _redacted(settings: Settings) -> str:
+    from sqlalchemy.engine import make_url
+
+    return make_url(settings.resolved_database_url).render_as_string(hide_password=True)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="omnichat", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+    serve = commands.add_parser("serve", help="apply migrations and run the HTTP server")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8000)
+    commands.add_parser("migrate", help="apply database migrations and exit")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    args = build_parser().parse_args(argv)
+    try:
+        settings = Settings()
+    except (InsecureSecretKeyError, ValueError) as exc:
+        sys.exit(f"omnichat: invalid configuration: {exc}")
+    configure_logging(settings.log_level)
+    if args.command == "migrate":
+        asyncio.run(migrate(settings))
+        logger.info("migrations applied", extra={"database": _redacted(settings)})
+    elif args.command == "serve":
+        _serve(settings, args.host, args.port)

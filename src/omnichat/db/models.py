@@ -1,0 +1,7 @@
+"""Every model, imported in one place so metadata is complete for Alembic and tests."""
+
+from omnichat.auth.models import RefreshToken, TokenFamily, User
+from omnichat.chats.models import ChatSession, Message
+from omnichat.db.base import Base
+
+__all__ = ["Base", "ChatSession", "Message", "RefreshToken", "TokenFamily", "User"]

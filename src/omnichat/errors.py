@@ -1,0 +1,117 @@
+"""Typed application errors and the one place they become HTTP responses."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+logger = logging.getLogger("omnichat.errors")
+
+
+class AppError(Exception):
+    status_code = 400
+    detail = "Bad request"
+    # An error raised after the service changed state that must survive the error (e.g. revoking a
+    # refresh-token family on reuse). The request session commits instead of rolling back.
+    keep_changes = False
+
+    def __init__(self, detail: str | None = None, *, headers: Mapping[str, str] | None = None):
+        self.detail = detail or self.detail
+        self.headers = dict(headers or {})
+        super().__init__(self.detail)
+
+
+class BadRequest(AppError):
+    status_code = 400
+
+
+class Unauthorized(AppError):
+    status_code = 401
+    detail = "Could not validate credentials"
+
+    def __init__(self, detail: str | None = None, *, keep_changes: bool = False) -> None:
+        super().__init__(detail, headers={"WWW-Authenticate": "Bearer"})
+        self.keep_changes = keep_changes
+
+
+class NotFound(AppError):
+    status_code = 404
+    detail = "Not found"
+
+
+class Conflict(AppError):
+    status_code = 409
+    detail = "Conflict"
+
+
+class InvalidInput(AppError):
+    status_code = 422
+    detail = "Invalid input"
+
+
+class PayloadTooLarge(AppError):
+    status_code = 413
+    detail = "Request body too large"
+
+
+class ServiceUnavailable(AppError):
+    status_code = 503
+    detail = "Service unavailable"
+
+
+def error_response(
+    status_code: int, detail: str, headers: Mapping[str, str] | None = None, **extra: Any
+) -> JSONResponse:
+    return JSONResponse({"detail": detail, **extra}, status_code=status_code, headers=headers)
+
+
+def _describe_validation_errors(errors: Sequence[Any]) -> str:
+    if any(e.get("type") == "json_invalid" for e in errors):
+        return "Malformed JSON body"
+    parts = []
+    for error in errors[:5]:
+        location = ".".join(str(part) for part in error.get("loc", ()) if part != "body")
+        message = error.get("msg", "invalid value")
+        parts.append(f"{location}: {message}" if location else message)
+    if len(errors) > 5:
+        parts.append(f"and {len(errors) - 5} more")
+    return "; ".join(parts) or "Invalid request"
+
+
+def _jsonable_errors(errors: Sequence[Any]) -> list[dict[str, Any]]:
+    # The raw errors may hold the offending input (up to megabytes) and exception objects.
+    return [
+        {"loc": list(e.get("loc", ())), "msg": str(e.get("msg", "")), "type": e.get("type", "")}
+        for e in errors
+    ]
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(AppError)
+    async def _app_error(_request: Request, exc: AppError) -> JSONResponse:
+        return error_response(exc.status_code, exc.detail, exc.headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation_error(_request: Request, exc: RequestValidationError) -> JSONResponse:
+        errors = exc.errors()
+        return error_response(
+            422, _describe_validation_errors(errors), errors=_jsonable_errors(errors)
+        )
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http_error(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        return error_response(exc.status_code, str(exc.detail), exc.headers)
+
+    @app.exception_handler(Exception)
+    async def _unhandled(request: Request, exc: Exception) -> JSONResponse:
+        logger.exception(
+            "unhandled error",
+            extra={"request_id": request.scope.get("state", {}).get("request_id")},
+        )
+        return error_response(500, "Internal server error")
