@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Annotated
 
 from fastapi import Depends, Query, Request
@@ -59,7 +60,8 @@ class Page:
 PageDep = Annotated[Page, Depends()]
 
 
-async def _unit_of_work(factory: async_sessionmaker[AsyncSession]) -> AsyncIterator[AsyncSession]:
+@asynccontextmanager
+async def unit_of_work(factory: async_sessionmaker[AsyncSession]) -> AsyncIterator[AsyncSession]:
     """The one place request transactions end: commit on success, roll back on error (unless the
     error says its changes must stand, e.g. a token family revoked on reuse)."""
     async with factory() as session:
@@ -79,12 +81,12 @@ async def _unit_of_work(factory: async_sessionmaker[AsyncSession]) -> AsyncItera
 
 
 async def _read_session(container: ContainerDep) -> AsyncIterator[AsyncSession]:
-    async for session in _unit_of_work(container.database.reader):
+    async with unit_of_work(container.database.reader) as session:
         yield session
 
 
 async def _write_session(container: ContainerDep) -> AsyncIterator[AsyncSession]:
-    async for session in _unit_of_work(container.database.writer):
+    async with unit_of_work(container.database.writer) as session:
         yield session
 
 

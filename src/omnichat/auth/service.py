@@ -151,7 +151,7 @@ class AuthService:
         ).one_or_none()
         if row is None:
             raise Unauthorized(INVALID_REFRESH)
-        token, family, user = row.tuple()
+        token, family, user = row
         now = utcnow()
         if family.revoked_at is not None or family.expires_at <= now:
             raise Unauthorized(INVALID_REFRESH)
