@@ -53,6 +53,8 @@ class Settings(BaseSettings):
     max_page_size: Annotated[int, Field(ge=1, le=10_000)] = 1000
 
     db_pool_size: Annotated[int, Field(ge=1)] = 10
+    # Bearer tokens, not cookies, authenticate requests, so any origin may call the API by default.
+    cors_origins: list[str] = Field(default_factory=lambda: ["*"])
     log_level: str = "INFO"
     access_log: bool = True
 

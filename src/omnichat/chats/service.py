@@ -59,14 +59,17 @@ class ChatService:
         )
         return list(rows.scalars())
 
-    async def get_session(self, db: AsyncSession, user_id: str, session_id: str) -> ChatSession:
-        session = (
-            await db.execute(
-                select(ChatSession).where(
-                    ChatSession.id == session_id, ChatSession.user_id == user_id
-                )
-            )
-        ).scalar_one_or_none()
+    async def get_session(
+        self, db: AsyncSession, user_id: str, session_id: str, *, for_update: bool = False
+    ) -> ChatSession:
+        """The caller's session. ``for_update`` locks its row (PostgreSQL) so a concurrent delete
+        waits for this transaction instead of racing it; SQLite's write lock already does that."""
+        query = select(ChatSession).where(
+            ChatSession.id == session_id, ChatSession.user_id == user_id
+        )
+        if for_update:
+            query = query.with_for_update()
+        session = (await db.execute(query)).scalar_one_or_none()
         if session is None:
             raise NotFound(SESSION_NOT_FOUND)
         return session
@@ -74,14 +77,15 @@ class ChatService:
     async def rename_session(
         self, db: AsyncSession, user_id: str, session_id: str, title: str | None
     ) -> ChatSession:
-        session = await self.get_session(db, user_id, session_id)
-        session.title = self._clean_title(title)
+        title = self._clean_title(title)
+        session = await self.get_session(db, user_id, session_id, for_update=True)
+        session.title = title
         session.updated_at = utcnow()
         await db.flush()
         return session
 
     async def delete_session(self, db: AsyncSession, user_id: str, session_id: str) -> None:
-        session = await self.get_session(db, user_id, session_id)
+        session = await self.get_session(db, user_id, session_id, for_update=True)
         # Explicit rather than trusting ON DELETE CASCADE (SQLite needs a pragma for it).
         await db.execute(delete(Message).where(Message.session_id == session.id))
         await db.execute(delete(ChatSession).where(ChatSession.id == session.id))
@@ -123,7 +127,7 @@ class ChatService:
             raise InvalidInput(
                 f"Message content exceeds {self._limits.max_message_chars} characters"
             )
-        session = await self.get_session(db, user_id, session_id)
+        session = await self.get_session(db, user_id, session_id, for_update=True)
         message = Message(
             session_id=session.id,
             user_id=user_id,
@@ -149,7 +153,7 @@ class ChatService:
             raise NotFound(MESSAGE_NOT_FOUND)
 
     async def clear_messages(self, db: AsyncSession, user_id: str, session_id: str) -> int:
-        session = await self.get_session(db, user_id, session_id)
+        session = await self.get_session(db, user_id, session_id, for_update=True)
         result = await db.execute(delete(Message).where(Message.session_id == session.id))
         await db.execute(
             update(ChatSession).where(ChatSession.id == session.id).values(updated_at=utcnow())
