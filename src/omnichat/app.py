@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import logging
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
 from anyio import to_thread
@@ -10,6 +11,7 @@ from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
 from omnichat import __version__
+from omnichat.apikeys.routes import router as api_keys_router
 from omnichat.auth import passwords
 from omnichat.auth.routes import auth_router, oauth_router
 from omnichat.auth.routes import express_router as express_auth_router
@@ -17,21 +19,36 @@ from omnichat.chats.routes import express_router as express_chats_router
 from omnichat.chats.routes import sessions_router
 from omnichat.container import Container, build_container
 from omnichat.errors import install_error_handlers
+from omnichat.generation.routes import router as generation_router
+from omnichat.llm.base import ChatModel, ProviderConfig
+from omnichat.openai_api.routes import router as openai_router
 from omnichat.ops.middleware import BodySizeLimitMiddleware, RequestContextMiddleware
 from omnichat.ops.routes import router as ops_router
 from omnichat.settings import Settings
 
+logger = logging.getLogger("omnichat.app")
+SHUTDOWN_GRACE_S = 20.0
 
-def create_app(settings: Settings | None = None) -> FastAPI:
+
+def create_app(
+    settings: Settings | None = None,
+    model_factories: dict[str, Callable[[ProviderConfig], ChatModel]] | None = None,
+) -> FastAPI:
+    """``model_factories`` replaces provider adapters by kind (tests and benchmarks only)."""
     settings = settings or Settings()
-    container = build_container(settings)
+    container = build_container(settings, model_factories)
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         await to_thread.run_sync(passwords.warm_up)
+        interrupted = await container.generation.mark_interrupted()
+        if interrupted:
+            logger.warning("marked interrupted replies", extra={"count": interrupted})
         try:
             yield
         finally:
+            # In-flight replies finish (or are stopped and stored) before the database closes.
+            await container.generation.hub.shutdown(SHUTDOWN_GRACE_S)
             await container.database.dispose()
 
     app = FastAPI(
@@ -49,6 +66,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         auth_router,
         express_chats_router,
         sessions_router,
+        generation_router,
+        api_keys_router,
+        openai_router,
     ):
         app.include_router(router)
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_request_bytes)

@@ -2,13 +2,21 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 
+from omnichat.apikeys.service import ApiKeyService
 from omnichat.auth.service import AuthService
 from omnichat.auth.tokens import AccessTokenCodec
 from omnichat.chats.service import ChatService, ContentLimits
 from omnichat.db.engine import Database, create_database
+from omnichat.generation.hub import InProcessHub
+from omnichat.generation.limits import build_limiter
+from omnichat.generation.service import GenerationOptions, GenerationService
+from omnichat.llm.base import ChatModel, ProviderConfig
+from omnichat.llm.registry import build_registry
+from omnichat.llm.resilience import RetryPolicy
 from omnichat.settings import Settings
 
 
@@ -18,20 +26,50 @@ class Container:
     database: Database
     auth: AuthService
     chats: ChatService
+    generation: GenerationService
+    api_keys: ApiKeyService
 
 
-def build_container(settings: Settings) -> Container:
+def build_container(
+    settings: Settings,
+    model_factories: dict[str, Callable[[ProviderConfig], ChatModel]] | None = None,
+) -> Container:
     codec = AccessTokenCodec(
         settings.signing_key(), timedelta(minutes=settings.access_token_minutes)
     )
+    database = create_database(settings)
+    chats = ChatService(
+        ContentLimits(
+            max_title_chars=settings.max_title_chars,
+            max_message_chars=settings.max_message_chars,
+        )
+    )
+    generation = GenerationService(
+        database=database,
+        registry=build_registry(settings, model_factories),
+        chats=chats,
+        hub=InProcessHub(),
+        limiter=build_limiter(
+            settings.generation_rate_limit, settings.max_concurrent_generations, settings.redis_url
+        ),
+        options=GenerationOptions(
+            system_prompt=settings.system_prompt,
+            max_output_tokens=settings.max_output_tokens,
+            max_generation_s=settings.llm_max_generation_s,
+            policy=RetryPolicy(
+                max_attempts=settings.llm_max_attempts,
+                base_delay_s=settings.llm_retry_base_delay_s,
+                max_delay_s=settings.llm_retry_max_delay_s,
+                max_retry_after_s=settings.llm_max_retry_after_s,
+                first_token_timeout_s=settings.llm_first_token_timeout_s,
+            ),
+        ),
+    )
     return Container(
         settings=settings,
-        database=create_database(settings),
+        database=database,
         auth=AuthService(codec, timedelta(days=settings.refresh_token_days)),
-        chats=ChatService(
-            ContentLimits(
-                max_title_chars=settings.max_title_chars,
-                max_message_chars=settings.max_message_chars,
-            )
-        ),
+        chats=chats,
+        generation=generation,
+        api_keys=ApiKeyService(),
     )

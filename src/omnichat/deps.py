@@ -3,19 +3,20 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from typing import Annotated
 
 from fastapi import Depends, Query, Request
 from fastapi.security import OAuth2PasswordBearer
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncSession
 
+from omnichat.apikeys.service import ApiKeyService, is_api_key
 from omnichat.auth.models import User
 from omnichat.auth.service import AuthService
-from omnichat.auth.tokens import AccessClaims
 from omnichat.chats.service import ChatService
 from omnichat.container import Container
-from omnichat.errors import AppError, Unauthorized
+from omnichat.db.unit_of_work import unit_of_work
+from omnichat.errors import Unauthorized
+from omnichat.generation.service import GenerationService
 from omnichat.settings import Settings
 
 
@@ -39,7 +40,17 @@ def get_chat_service(container: ContainerDep) -> ChatService:
     return container.chats
 
 
+def get_generation_service(container: ContainerDep) -> GenerationService:
+    return container.generation
+
+
+def get_api_key_service(container: ContainerDep) -> ApiKeyService:
+    return container.api_keys
+
+
 SettingsDep = Annotated[Settings, Depends(get_settings)]
+ApiKeyServiceDep = Annotated[ApiKeyService, Depends(get_api_key_service)]
+GenerationDep = Annotated[GenerationService, Depends(get_generation_service)]
 AuthServiceDep = Annotated[AuthService, Depends(get_auth_service)]
 ChatServiceDep = Annotated[ChatService, Depends(get_chat_service)]
 
@@ -58,26 +69,6 @@ class Page:
 
 
 PageDep = Annotated[Page, Depends()]
-
-
-@asynccontextmanager
-async def unit_of_work(factory: async_sessionmaker[AsyncSession]) -> AsyncIterator[AsyncSession]:
-    """The one place request transactions end: commit on success, roll back on error (unless the
-    error says its changes must stand, e.g. a token family revoked on reuse)."""
-    async with factory() as session:
-        try:
-            yield session
-        except AppError as exc:
-            if exc.keep_changes:
-                await session.commit()
-            else:
-                await session.rollback()
-            raise
-        except BaseException:
-            await session.rollback()
-            raise
-        else:
-            await session.commit()
 
 
 async def _read_session(container: ContainerDep) -> AsyncIterator[AsyncSession]:
@@ -99,24 +90,19 @@ oauth2_scheme = OAuth2PasswordBearer(tokenUrl="token", auto_error=False)
 BearerToken = Annotated[str | None, Depends(oauth2_scheme)]
 
 
-def get_optional_claims(token: BearerToken, auth: AuthServiceDep) -> AccessClaims | None:
-    return auth.decode_access_token(token) if token else None
-
-
-OptionalClaims = Annotated[AccessClaims | None, Depends(get_optional_claims)]
-
-
-def get_claims(claims: OptionalClaims) -> AccessClaims:
-    if claims is None:
+async def get_current_user(token: BearerToken, container: ContainerDep) -> User:
+    """The caller, from an access token or a personal API key. A short read of its own: write
+    requests then take the SQLite write lock only for their own work."""
+    if not token:
         raise Unauthorized("Not authenticated")
-    return claims
-
-
-Claims = Annotated[AccessClaims, Depends(get_claims)]
-
-
-async def get_current_user(claims: Claims, container: ContainerDep) -> User:
-    # A short read of its own: write requests then take the SQLite write lock only for their work.
+    if is_api_key(token):
+        async with container.database.reader() as session:
+            user, record = await container.api_keys.user_for_key(session, token)
+        if container.api_keys.needs_touch(record):
+            async with unit_of_work(container.database.writer) as session:
+                await container.api_keys.touch(session, record.id)
+        return user
+    claims = container.auth.decode_access_token(token)
     async with container.database.reader() as session:
         return await container.auth.user_for_claims(session, claims)
 

@@ -13,6 +13,8 @@ from sqlalchemy.exc import IntegrityError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as SQLAlchemyTimeoutError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from omnichat.llm.errors import ProviderError
+
 logger = logging.getLogger("omnichat.errors")
 
 
@@ -109,6 +111,11 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
         return error_response(exc.status_code, str(exc.detail), exc.headers)
+
+    @app.exception_handler(ProviderError)
+    async def _provider_error(_request: Request, exc: ProviderError) -> JSONResponse:
+        headers = {"Retry-After": str(round(exc.retry_after))} if exc.retry_after else None
+        return error_response(exc.status, exc.client_message, headers)
 
     @app.exception_handler(IntegrityError)
     async def _integrity_error(_request: Request, exc: IntegrityError) -> JSONResponse:

@@ -8,8 +8,8 @@ import secrets
 from pathlib import Path
 from typing import Annotated
 
-from pydantic import Field, SecretStr, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import AliasChoices, BeforeValidator, Field, SecretStr, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 # Values people paste from tutorials; a deployment using one of them would sign forgeable tokens.
 _PLACEHOLDER_SECRETS = frozenset(
@@ -33,12 +33,30 @@ MIN_SECRET_LENGTH = 32
 SECRET_KEY_FILENAME = "secret_key"  # noqa: S105 - a file name
 
 
+DEFAULT_MODELS: dict[str, tuple[str, ...]] = {
+    "openai": ("gpt-4o-mini", "gpt-4o", "gpt-4.1", "gpt-4.1-mini", "o4-mini"),
+    "anthropic": ("claude-sonnet-4-5", "claude-haiku-4-5", "claude-opus-4-1"),
+    "gemini": ("gemini-2.5-flash", "gemini-2.5-pro", "gemini-2.0-flash"),
+    "cohere": ("command-a-03-2025", "command-r-plus-08-2024", "command-r-08-2024"),
+}
+
+
+def _split_commas(value: object) -> object:
+    if isinstance(value, str):
+        return [item.strip() for item in value.split(",") if item.strip()]
+    return value
+
+
+# Comma-separated in the environment ("a,b,c"), a list in code.
+CommaList = Annotated[list[str], NoDecode, BeforeValidator(_split_commas)]
+
+
 class InsecureSecretKeyError(ValueError):
     pass
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="OMNICHAT_", extra="ignore")
+    model_config = SettingsConfigDict(env_prefix="OMNICHAT_", extra="ignore", populate_by_name=True)
 
     data_dir: Path = Path("./data")
     database_url: str | None = None
@@ -53,6 +71,51 @@ class Settings(BaseSettings):
     max_page_size: Annotated[int, Field(ge=1, le=10_000)] = 1000
 
     db_pool_size: Annotated[int, Field(ge=1)] = 10
+
+    # -- LLM providers: OMNICHAT_<NAME>_API_KEY, falling back to each SDK's own variable ---------
+    openai_api_key: SecretStr | None = Field(
+        None, validation_alias=AliasChoices("OMNICHAT_OPENAI_API_KEY", "OPENAI_API_KEY")
+    )
+    openai_base_url: str | None = None
+    openai_models: CommaList = Field(default_factory=lambda: list(DEFAULT_MODELS["openai"]))
+    anthropic_api_key: SecretStr | None = Field(
+        None, validation_alias=AliasChoices("OMNICHAT_ANTHROPIC_API_KEY", "ANTHROPIC_API_KEY")
+    )
+    anthropic_base_url: str | None = None
+    anthropic_models: CommaList = Field(default_factory=lambda: list(DEFAULT_MODELS["anthropic"]))
+    gemini_api_key: SecretStr | None = Field(
+        None, validation_alias=AliasChoices("OMNICHAT_GEMINI_API_KEY", "GEMINI_API_KEY")
+    )
+    gemini_base_url: str | None = None
+    gemini_models: CommaList = Field(default_factory=lambda: list(DEFAULT_MODELS["gemini"]))
+    cohere_api_key: SecretStr | None = Field(
+        None, validation_alias=AliasChoices("OMNICHAT_COHERE_API_KEY", "CO_API_KEY")
+    )
+    cohere_base_url: str | None = None
+    cohere_models: CommaList = Field(default_factory=lambda: list(DEFAULT_MODELS["cohere"]))
+    # Optional TOML file adding named OpenAI-compatible providers (Ollama, vLLM, OpenRouter...).
+    providers_file: Path | None = None
+
+    default_model: str | None = None
+    fallback_models: CommaList = Field(default_factory=list)
+    system_prompt: str = "You are a helpful assistant."
+    max_output_tokens: Annotated[int, Field(ge=1, le=1_000_000)] = 2048
+    context_tokens: Annotated[int | None, Field(ge=256)] = None
+
+    llm_connect_timeout_s: Annotated[float, Field(gt=0)] = 10.0
+    llm_first_token_timeout_s: Annotated[float, Field(gt=0)] = 60.0
+    llm_idle_timeout_s: Annotated[float, Field(gt=0)] = 60.0
+    llm_max_generation_s: Annotated[float, Field(gt=0)] = 600.0
+    llm_max_attempts: Annotated[int, Field(ge=1, le=10)] = 3
+    llm_retry_base_delay_s: Annotated[float, Field(ge=0)] = 0.5
+    llm_retry_max_delay_s: Annotated[float, Field(ge=0)] = 8.0
+    llm_max_retry_after_s: Annotated[float, Field(ge=0)] = 30.0
+    stream_keepalive_s: Annotated[float, Field(gt=0)] = 15.0
+
+    # -- limits on generation, per user ----------------------------------------------------------
+    redis_url: str | None = None
+    generation_rate_limit: str = "60/minute"
+    max_concurrent_generations: Annotated[int, Field(ge=1)] = 4
     # Bearer tokens, not cookies, authenticate requests, so any origin may call the API by default.
     cors_origins: list[str] = Field(default_factory=lambda: ["*"])
     log_level: str = "INFO"

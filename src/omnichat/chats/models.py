@@ -3,7 +3,7 @@ from __future__ import annotations
 from datetime import datetime
 from enum import StrEnum
 
-from sqlalchemy import ForeignKey, Index, String, Text
+from sqlalchemy import ForeignKey, Index, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from omnichat.db.base import Base, IdMixin, TimestampMixin, UTCDateTime, utcnow
@@ -47,6 +47,11 @@ class Message(IdMixin, Base):
         String(16), default=MessageStatus.COMPLETE.value, nullable=False
     )
     model: Mapped[str | None] = mapped_column(String(200))
+    # Generated replies only: why it ended, token usage, and what went wrong (client-safe text).
+    finish_reason: Mapped[str | None] = mapped_column(String(32))
+    input_tokens: Mapped[int | None] = mapped_column(Integer)
+    output_tokens: Mapped[int | None] = mapped_column(Integer)
+    error: Mapped[str | None] = mapped_column(String(1000))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, nullable=False)
     updated_at: Mapped[datetime] = mapped_column(
         UTCDateTime(), default=utcnow, onupdate=utcnow, nullable=False

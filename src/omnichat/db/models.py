@@ -1,7 +1,8 @@
 """Every model, imported in one place so metadata is complete for Alembic and tests."""
 
+from omnichat.apikeys.models import ApiKey
 from omnichat.auth.models import RefreshToken, TokenFamily, User
 from omnichat.chats.models import ChatSession, Message
 from omnichat.db.base import Base
 
-__all__ = ["Base", "ChatSession", "Message", "RefreshToken", "TokenFamily", "User"]
+__all__ = ["ApiKey", "Base", "ChatSession", "Message", "RefreshToken", "TokenFamily", "User"]

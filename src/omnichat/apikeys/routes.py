@@ -1,0 +1,68 @@
+"""``/api-keys``: create (the key is in this one response only), list, revoke."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Response
+from pydantic import BaseModel, Field, StringConstraints
+
+from omnichat.apikeys.models import ApiKey
+from omnichat.deps import ApiKeyServiceDep, CurrentUser, ReadSession, WriteSession
+from omnichat.schemas import RequestModel, UTCTimestamp
+
+router = APIRouter(prefix="/api-keys", tags=["API keys"])
+
+
+class ApiKeyCreateRequest(RequestModel):
+    name: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)] = (
+        "default"
+    )
+
+
+class ApiKeyOut(BaseModel):
+    id: str
+    name: str
+    prefix: str
+    created_at: UTCTimestamp
+    last_used_at: UTCTimestamp | None
+
+    @classmethod
+    def of(cls, record: ApiKey) -> ApiKeyOut:
+        return cls(
+            id=record.id,
+            name=record.name,
+            prefix=record.prefix,
+            created_at=record.created_at,
+            last_used_at=record.last_used_at,
+        )
+
+
+class ApiKeyCreated(ApiKeyOut):
+    key: str = Field(description="The key itself: shown only in this response")
+
+
+@router.post("", status_code=201, response_model=ApiKeyCreated)
+async def create_api_key(
+    user: CurrentUser,
+    db: WriteSession,
+    keys: ApiKeyServiceDep,
+    body: ApiKeyCreateRequest | None = None,
+) -> ApiKeyCreated:
+    created = await keys.create(db, user.id, body.name if body else "default")
+    return ApiKeyCreated(**ApiKeyOut.of(created.record).model_dump(), key=created.key)
+
+
+@router.get("", response_model=list[ApiKeyOut])
+async def list_api_keys(
+    user: CurrentUser, db: ReadSession, keys: ApiKeyServiceDep
+) -> list[ApiKeyOut]:
+    return [ApiKeyOut.of(k) for k in await keys.list(db, user.id)]
+
+
+@router.delete("/{key_id}", status_code=204, response_class=Response)
+async def revoke_api_key(
+    key_id: str, user: CurrentUser, db: WriteSession, keys: ApiKeyServiceDep
+) -> Response:
+    await keys.revoke(db, user.id, key_id)
+    return Response(status_code=204)

@@ -1,0 +1,86 @@
+"""Personal API keys: ``sk-omni-`` plus 256 random bits, shown once, stored as SHA-256."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from dataclasses import dataclass
+from datetime import timedelta
+
+from sqlalchemy import delete, func, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from omnichat.apikeys.models import ApiKey
+from omnichat.auth.models import User
+from omnichat.db.base import utcnow
+from omnichat.errors import BadRequest, NotFound, Unauthorized
+
+API_KEY_PREFIX = "sk-omni-"
+MAX_KEYS_PER_USER = 50
+# last_used_at is a hint for the owner, not an audit log: written at most this often.
+LAST_USED_RESOLUTION = timedelta(minutes=10)
+
+
+def hash_api_key(key: str) -> str:
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+def is_api_key(token: str) -> bool:
+    return token.startswith(API_KEY_PREFIX)
+
+
+@dataclass(frozen=True)
+class CreatedKey:
+    record: ApiKey
+    key: str
+
+
+class ApiKeyService:
+    async def create(self, db: AsyncSession, user_id: str, name: str) -> CreatedKey:
+        count = await db.scalar(
+            select(func.count()).select_from(ApiKey).where(ApiKey.user_id == user_id)
+        )
+        if (count or 0) >= MAX_KEYS_PER_USER:
+            raise BadRequest(f"At most {MAX_KEYS_PER_USER} API keys per user")
+        key = API_KEY_PREFIX + secrets.token_urlsafe(32)
+        record = ApiKey(
+            user_id=user_id,
+            name=name,
+            prefix=key[: len(API_KEY_PREFIX) + 4],
+            key_hash=hash_api_key(key),
+        )
+        db.add(record)
+        await db.flush()
+        return CreatedKey(record, key)
+
+    async def list(self, db: AsyncSession, user_id: str) -> list[ApiKey]:
+        rows = await db.execute(
+            select(ApiKey).where(ApiKey.user_id == user_id).order_by(ApiKey.created_at.desc())
+        )
+        return list(rows.scalars())
+
+    async def revoke(self, db: AsyncSession, user_id: str, key_id: str) -> None:
+        result = await db.execute(
+            delete(ApiKey).where(ApiKey.id == key_id, ApiKey.user_id == user_id)
+        )
+        if result.rowcount != 1:  # type: ignore[attr-defined]
+            raise NotFound("API key not found")
+
+    async def user_for_key(self, db: AsyncSession, key: str) -> tuple[User, ApiKey]:
+        row = (
+            await db.execute(
+                select(User, ApiKey)
+                .join(ApiKey, ApiKey.user_id == User.id)
+                .where(ApiKey.key_hash == hash_api_key(key))
+            )
+        ).one_or_none()
+        if row is None:
+            raise Unauthorized("Invalid API key")
+        user, record = row
+        return user, record
+
+    def needs_touch(self, record: ApiKey) -> bool:
+        return record.last_used_at is None or utcnow() - record.last_used_at > LAST_USED_RESOLUTION
+
+    async def touch(self, db: AsyncSession, key_id: str) -> None:
+        await db.execute(update(ApiKey).where(ApiKey.id == key_id).values(last_used_at=utcnow()))

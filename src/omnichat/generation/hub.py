@@ -1,0 +1,147 @@
+"""Live replies: what a running (or just finished) generation has produced, for the request
+that started it, for clients re-attaching later, and for stop requests.
+
+The in-process hub keeps a list of deltas per reply and wakes followers with one shared future
+per reply, so a token costs an append and a ``set_result`` whatever the number of followers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from omnichat.llm.types import Usage
+
+FINISHED_REPLY_TTL_S = 300.0
+
+
+@dataclass(frozen=True)
+class ReplyFinal:
+    status: str  # complete | stopped | error
+    model: str
+    finish_reason: str | None = None
+    usage: Usage = field(default_factory=Usage)
+    error: str | None = None
+
+
+@dataclass
+class LiveReply:
+    message_id: str
+    user_id: str
+    session_id: str | None
+    model: str
+    deltas: list[str] = field(default_factory=list)
+    final: ReplyFinal | None = None
+    stop_requested: bool = False
+    finished_at: float | None = None
+    _wake: asyncio.Future[None] | None = None
+    task: asyncio.Task[None] | None = None
+
+    def text(self) -> str:
+        return "".join(self.deltas)
+
+    def append(self, delta: str) -> None:
+        self.deltas.append(delta)
+        self._notify()
+
+    def finish(self, final: ReplyFinal) -> None:
+        self.final = final
+        self.finished_at = time.monotonic()
+        self._notify()
+
+    def _notify(self) -> None:
+        wake, self._wake = self._wake, None
+        if wake is not None and not wake.done():
+            wake.set_result(None)
+
+    async def wait(self, timeout_s: float) -> None:
+        """Until something new arrives or ``timeout_s`` passes (for keep-alives)."""
+        if self._wake is None:
+            self._wake = asyncio.get_running_loop().create_future()
+        try:
+            async with asyncio.timeout(timeout_s):
+                await asyncio.shield(self._wake)
+        except TimeoutError:
+            pass
+
+
+FollowItem = list[str] | ReplyFinal | None  # None: nothing new within the keep-alive interval
+
+
+class StreamHub(Protocol):
+    def register(self, reply: LiveReply) -> None: ...
+
+    def get(self, message_id: str, user_id: str) -> LiveReply | None: ...
+
+    def follow(
+        self, reply: LiveReply, start: int, keepalive_s: float
+    ) -> AsyncIterator[FollowItem]: ...
+
+    async def request_stop(self, message_id: str, user_id: str) -> bool: ...
+
+    async def shutdown(self, grace_s: float) -> None: ...
+
+
+class InProcessHub:
+    def __init__(self) -> None:
+        self._replies: dict[str, LiveReply] = {}
+
+    def register(self, reply: LiveReply) -> None:
+        self._evict_finished()
+        self._replies[reply.message_id] = reply
+
+    def get(self, message_id: str, user_id: str) -> LiveReply | None:
+        reply = self._replies.get(message_id)
+        return reply if reply is not None and reply.user_id == user_id else None
+
+    async def follow(
+        self, reply: LiveReply, start: int, keepalive_s: float
+    ) -> AsyncIterator[FollowItem]:
+        index = start
+        while True:
+            if index < len(reply.deltas):
+                batch = reply.deltas[index:]
+                index += len(batch)
+                yield batch
+                continue
+            if reply.final is not None:
+                yield reply.final
+                return
+            await reply.wait(keepalive_s)
+            if index == len(reply.deltas) and reply.final is None:
+                yield None
+
+    async def request_stop(self, message_id: str, user_id: str) -> bool:
+        reply = self.get(message_id, user_id)
+        if reply is None or reply.final is not None:
+            return False
+        reply.stop_requested = True
+        if reply.task is not None:
+            reply.task.cancel()
+        return True
+
+    async def shutdown(self, grace_s: float) -> None:
+        """Let running replies finish for ``grace_s``, then stop them; they store what they have."""
+        running = [
+            r.task for r in self._replies.values() if r.task is not None and not r.task.done()
+        ]
+        if not running:
+            return
+        _, pending = await asyncio.wait(running, timeout=grace_s)
+        for task in pending:
+            task.cancel()
+        if pending:
+            await asyncio.wait(pending, timeout=10)
+
+    def _evict_finished(self) -> None:
+        now = time.monotonic()
+        expired = [
+            key
+            for key, reply in self._replies.items()
+            if reply.finished_at is not None and now - reply.finished_at > FINISHED_REPLY_TTL_S
+        ]
+        for key in expired:
+            del self._replies[key]

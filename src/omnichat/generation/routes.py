@@ -1,0 +1,168 @@
+"""Generate endpoints of the three dialects, the live-reply controls, and the model list."""
+
+from __future__ import annotations
+
+import asyncio
+
+from fastapi import APIRouter
+from fastapi.responses import StreamingResponse
+
+from omnichat.chats.models import Role
+from omnichat.deps import CurrentUser, GenerationDep, SettingsDep
+from omnichat.errors import NotFound
+from omnichat.generation.hub import ReplyFinal
+from omnichat.generation.schemas import (
+    ChatStreamRequest,
+    CohereGenerateRequest,
+    CohereGenerateResponse,
+    InferenceQueryRequest,
+    InferenceQueryResponse,
+    ModelOut,
+    ModelsResponse,
+    StopResponse,
+)
+from omnichat.generation.service import Prompt
+from omnichat.generation.sse import SSE_HEADERS, reply_events, stored_reply_events
+from omnichat.llm.errors import ProviderError
+from omnichat.llm.types import Usage
+
+router = APIRouter(tags=["generation"])
+REPLY_NOT_FOUND = "Reply not found"
+
+
+@router.get("/models", response_model=ModelsResponse)
+async def list_models(user: CurrentUser, generation: GenerationDep) -> ModelsResponse:
+    registry = generation.registry
+    return ModelsResponse(
+        models=[
+            ModelOut(
+                id=ref.id, provider=ref.provider, model=ref.model, default=ref == registry.default
+            )
+            for ref in registry.available()
+        ],
+        default=registry.default.id,
+        offline=registry.offline,
+    )
+
+
+@router.post(
+    "/chat/stream",
+    response_class=StreamingResponse,
+    responses={200: {"content": {"text/event-stream": {}}}},
+)
+async def chat_stream(
+    body: ChatStreamRequest, user: CurrentUser, generation: GenerationDep, settings: SettingsDep
+) -> StreamingResponse:
+    """Seed 001: stores the prompt, streams ``data: {"delta": ...}`` events and ``data: [DONE]``,
+    stores the reply when it ends (also if the client has gone)."""
+    ref = generation.registry.resolve(body.model, provider=body.provider)
+    await generation.limiter.acquire(user.id)
+    try:
+        reply, _ = await generation.start_stored_reply(user.id, body.session_id, body.prompt, ref)
+    except BaseException:
+        await generation.limiter.release(user.id)
+        raise
+    return StreamingResponse(
+        reply_events(generation.hub, reply, settings.stream_keepalive_s),
+        media_type="text/event-stream",
+        headers=SSE_HEADERS,
+    )
+
+
+@router.get(
+    "/chat/stream/{message_id}",
+    response_class=StreamingResponse,
+    responses={200: {"content": {"text/event-stream": {}}}},
+)
+async def reattach(
+    message_id: str, user: CurrentUser, generation: GenerationDep, settings: SettingsDep
+) -> StreamingResponse:
+    """Re-attach to a running or finished reply: everything sent so far, then what follows."""
+    live = generation.hub.get(message_id, user.id)
+    if live is not None:
+        events = reply_events(generation.hub, live, settings.stream_keepalive_s)
+    else:
+        stored = await generation.stored_message(user.id, message_id)
+        if stored is None or stored.role != Role.ASSISTANT.value:
+            raise NotFound(REPLY_NOT_FOUND)
+        final = ReplyFinal(
+            status=stored.status,
+            model=stored.model or "",
+            finish_reason=stored.finish_reason,
+            usage=Usage(stored.input_tokens, stored.output_tokens),
+            error=stored.error,
+        )
+        events = stored_reply_events(stored.id, stored.content, final)
+    return StreamingResponse(events, media_type="text/event-stream", headers=SSE_HEADERS)
+
+
+@router.post("/chat/stop/{message_id}", response_model=StopResponse)
+async def stop(message_id: str, user: CurrentUser, generation: GenerationDep) -> StopResponse:
+    """Stop a running reply; it is stored with what was generated and status ``stopped``."""
+    live = generation.hub.get(message_id, user.id)
+    if live is not None and await generation.hub.request_stop(message_id, user.id):
+        if live.task is not None:
+            await asyncio.shield(live.task)
+        return StopResponse(
+            message_id=message_id, status=live.final.status if live.final else "stopped"
+        )
+    stored = await generation.stored_message(user.id, message_id)
+    if stored is None or stored.role != Role.ASSISTANT.value:
+        raise NotFound(REPLY_NOT_FOUND)
+    return StopResponse(message_id=message_id, status=stored.status)
+
+
+@router.post("/inference/query", response_model=InferenceQueryResponse)
+async def inference_query(
+    body: InferenceQueryRequest, user: CurrentUser, generation: GenerationDep
+) -> InferenceQueryResponse:
+    """Seed 003: the whole reply as ``{"response": ...}``; stored when ``session_id`` is given."""
+    ref = generation.registry.resolve(body.model)
+    await generation.limiter.acquire(user.id)
+    if body.session_id is None:
+        try:
+            completion, used = await generation.generate(ref, Prompt(body.query))
+        finally:
+            await generation.limiter.release(user.id)
+        return InferenceQueryResponse(response=completion.text, model=used.id)
+    try:
+        reply, _ = await generation.start_stored_reply(user.id, body.session_id, body.query, ref)
+    except BaseException:
+        await generation.limiter.release(user.id)
+        raise
+    assert reply.task is not None
+    # Shielded: a client that goes away does not cancel the reply, which is stored regardless.
+    await asyncio.shield(reply.task)
+    final = reply.final
+    assert final is not None
+    if final.status == "error":
+        raise ProviderError(final.error or "generation failed")
+    return InferenceQueryResponse(
+        response=reply.text(),
+        model=final.model,
+        session_id=reply.session_id,
+        message_id=reply.message_id,
+    )
+
+
+@router.post("/api/cohere/generate", response_model=CohereGenerateResponse)
+async def cohere_generate(
+    body: CohereGenerateRequest,
+    user: CurrentUser,
+    generation: GenerationDep,
+) -> CohereGenerateResponse:
+    """Seed 000: ``{"text": ...}``, nothing stored. With ``session`` its history is the context
+    (the client has usually stored this prompt already; it is not sent twice)."""
+    registry = generation.registry
+    ref = registry.resolve(body.model or ("cohere" if "cohere" in registry.providers else None))
+    history = []
+    if body.session is not None:
+        history = await generation.load_history(user.id, body.session)
+        if history and history[-1].role == "user" and history[-1].content == body.prompt:
+            history = history[:-1]
+    await generation.limiter.acquire(user.id)
+    try:
+        completion, used = await generation.generate(ref, Prompt(body.prompt, history))
+    finally:
+        await generation.limiter.release(user.id)
+    return CohereGenerateResponse(text=completion.text, model=used.id)

@@ -1,0 +1,238 @@
+"""Generating replies: context, the provider call under the retry policy, persistence and the
+live stream.
+
+A stored reply is written twice, never per token: before the call (the user's message and an
+empty assistant message with status ``streaming``) and once when it ends (content, status,
+usage). The provider call runs in its own task, so it outlives the request that started it: a
+client that disconnects finds the full reply stored, and can re-attach while it runs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from omnichat.chats.models import ChatSession, Message, MessageStatus, Role
+from omnichat.chats.service import ChatService
+from omnichat.db.base import utcnow
+from omnichat.db.engine import Database
+from omnichat.db.unit_of_work import unit_of_work
+from omnichat.generation.hub import LiveReply, ReplyFinal, StreamHub
+from omnichat.generation.limits import GenerationLimiter
+from omnichat.llm.context import StoredTurn, clean_history, fit_to_budget
+from omnichat.llm.errors import ProviderError
+from omnichat.llm.registry import ModelRef, ModelRegistry
+from omnichat.llm.resilience import Candidate, ResilientStream, RetryPolicy, resilient_generate
+from omnichat.llm.types import Completion, GenerationRequest, StreamEnd, TextDelta
+
+logger = logging.getLogger("omnichat.generation")
+INTERRUPTED = "The reply was interrupted (server restart)"
+
+
+@dataclass(frozen=True)
+class GenerationOptions:
+    system_prompt: str
+    max_output_tokens: int
+    max_generation_s: float
+    policy: RetryPolicy
+
+
+@dataclass(frozen=True)
+class Prompt:
+    """What the client asked: the new user text and, optionally, the conversation before it."""
+
+    text: str
+    history: Sequence[StoredTurn] = ()
+    system_notes: Sequence[str] = field(default_factory=tuple)
+    max_tokens: int | None = None
+    temperature: float | None = None
+
+
+class GenerationService:
+    def __init__(
+        self,
+        database: Database,
+        registry: ModelRegistry,
+        chats: ChatService,
+        hub: StreamHub,
+        limiter: GenerationLimiter,
+        options: GenerationOptions,
+    ) -> None:
+        self._database = database
+        self.registry = registry
+        self._chats = chats
+        self.hub = hub
+        self.limiter = limiter
+        self._options = options
+
+    # -- context ------------------------------------------------------------------------------
+
+    def build_request(self, ref: ModelRef, prompt: Prompt) -> GenerationRequest:
+        system = "\n\n".join([self._options.system_prompt, *prompt.system_notes]).strip()
+        max_tokens = min(prompt.max_tokens or self._options.max_output_tokens, 1_000_000)
+        budget = self.registry.context_tokens(ref) - max_tokens
+        turns = fit_to_budget(
+            clean_history(prompt.history),
+            prompt.text,
+            system=system or None,
+            budget_tokens=max(budget, 256),
+        )
+        return GenerationRequest(
+            model=ref.model,
+            messages=turns,
+            system=system or None,
+            max_tokens=max_tokens,
+            temperature=prompt.temperature,
+        )
+
+    async def session_history(
+        self, db: AsyncSession, user_id: str, session_id: str
+    ) -> list[StoredTurn]:
+        messages = await self._chats.list_messages(db, user_id, session_id)
+        return [StoredTurn(m.role, m.content, m.status) for m in messages]
+
+    async def load_history(self, user_id: str, session_id: str) -> list[StoredTurn]:
+        """In a short transaction of its own: nothing is held open during the provider call."""
+        async with self._database.reader() as db:
+            return await self.session_history(db, user_id, session_id)
+
+    # -- one-shot, nothing stored ---------------------------------------------------------------
+
+    async def generate(self, ref: ModelRef, prompt: Prompt) -> tuple[Completion, ModelRef]:
+        return await resilient_generate(
+            self._candidates(ref), lambda r: self.build_request(r, prompt), self._options.policy
+        )
+
+    def stream(self, ref: ModelRef, prompt: Prompt) -> ResilientStream:
+        return ResilientStream(
+            self._candidates(ref), lambda r: self.build_request(r, prompt), self._options.policy
+        )
+
+    # -- stored replies -----------------------------------------------------------------------
+
+    async def start_stored_reply(
+        self, user_id: str, session_id: str | None, prompt_text: str, ref: ModelRef
+    ) -> tuple[LiveReply, Message]:
+        """Stores the user's message and an empty assistant message (in a new session when
+        ``session_id`` is None), then starts the provider call in the background. The caller
+        must hold a concurrency slot; the task releases it."""
+        async with unit_of_work(self._database.writer) as db:
+            if session_id is None:
+                session_id = (await self._chats.create_session(db, user_id)).id
+            history = await self.session_history(db, user_id, session_id)
+            prompt = Prompt(prompt_text, history)
+            # Fail before storing anything if the prompt cannot fit the model.
+            self.build_request(ref, prompt)
+            user_message = await self._chats.add_message(
+                db, user_id, session_id, role=Role.USER, content=prompt_text
+            )
+            reply_message = await self._chats.add_message(
+                db,
+                user_id,
+                session_id,
+                role=Role.ASSISTANT,
+                content="",
+                status=MessageStatus.STREAMING,
+                model=ref.id,
+            )
+        reply = LiveReply(
+            message_id=reply_message.id, user_id=user_id, session_id=session_id, model=ref.id
+        )
+        self.hub.register(reply)
+        reply.task = asyncio.create_task(self._run(reply, self.stream(ref, prompt)))
+        return reply, user_message
+
+    async def _run(self, reply: LiveReply, stream: ResilientStream) -> None:
+        final: ReplyFinal
+        try:
+            async with asyncio.timeout(self._options.max_generation_s):
+                end = StreamEnd()
+                async for event in stream:
+                    if isinstance(event, TextDelta):
+                        reply.append(event.text)
+                    else:
+                        end = event
+            final = ReplyFinal("complete", stream.model.id, end.finish_reason, end.usage)
+        except ProviderError as error:
+            final = ReplyFinal("error", stream.model.id, "error", error=error.client_message)
+        except TimeoutError:
+            final = ReplyFinal(
+                "error", stream.model.id, "error", error="The reply took too long and was cut"
+            )
+        except asyncio.CancelledError:
+            if reply.stop_requested:
+                final = ReplyFinal("stopped", stream.model.id, "stopped")
+            else:
+                final = ReplyFinal(
+                    "error", stream.model.id, "error", error="The server stopped while replying"
+                )
+        except Exception:
+            logger.exception("generation failed", extra={"message_id": reply.message_id})
+            final = ReplyFinal("error", stream.model.id, "error", error="Internal error")
+        try:
+            await self._store_final(reply, final)
+        finally:
+            reply.finish(final)
+            await self.limiter.release(reply.user_id)
+
+    async def _store_final(self, reply: LiveReply, final: ReplyFinal) -> None:
+        now = utcnow()
+        for attempt in range(3):
+            try:
+                async with unit_of_work(self._database.writer) as db:
+                    await db.execute(
+                        update(Message)
+                        .where(Message.id == reply.message_id)
+                        .values(
+                            content=reply.text(),
+                            status=final.status,
+                            model=final.model,
+                            finish_reason=final.finish_reason,
+                            input_tokens=final.usage.input_tokens,
+                            output_tokens=final.usage.output_tokens,
+                            error=final.error,
+                            updated_at=now,
+                        )
+                    )
+                    if reply.session_id is not None:
+                        await db.execute(
+                            update(ChatSession)
+                            .where(ChatSession.id == reply.session_id)
+                            .values(updated_at=now)
+                        )
+                return
+            except Exception:
+                logger.exception(
+                    "storing a finished reply failed",
+                    extra={"message_id": reply.message_id, "attempt": attempt + 1},
+                )
+                await asyncio.sleep(0.5 * (attempt + 1))
+
+    async def stored_message(self, user_id: str, message_id: str) -> Message | None:
+        async with self._database.reader() as db:
+            return (
+                await db.execute(
+                    select(Message).where(Message.id == message_id, Message.user_id == user_id)
+                )
+            ).scalar_one_or_none()
+
+    async def mark_interrupted(self) -> int:
+        """Replies left ``streaming`` by a process that died: older than the longest possible
+        generation, so no live worker can still own them."""
+        cutoff = utcnow() - timedelta(seconds=self._options.max_generation_s + 60)
+        async with unit_of_work(self._database.writer) as db:
+            result = await db.execute(
+                update(Message)
+                .where(Message.status == MessageStatus.STREAMING.value, Message.updated_at < cutoff)
+                .values(status=MessageStatus.ERROR.value, error=INTERRUPTED, finish_reason="error")
+            )
+        return int(result.rowcount)  # type: ignore[attr-defined]
+
+    def _candidates(self, ref: ModelRef) -> list[Candidate]:
+        return [(r, self.registry.chat_model(r)) for r in self.registry.candidates(ref)]

@@ -1,0 +1,79 @@
+"""Server-sent events for seed 001's ``/chat/stream``: ``data: {"delta": ...}`` per token, one
+closing event with the reply's status, then ``data: [DONE]``. Extra keys ride inside the JSON, so
+a client that reads every ``data:`` line as ``{"delta": ...}`` keeps working. Bytes are built by
+hand: no per-token pydantic, one write per batch of tokens."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from typing import Any
+
+from omnichat.generation.hub import LiveReply, ReplyFinal, StreamHub
+
+SSE_HEADERS = {
+    "Cache-Control": "no-cache",
+    "X-Accel-Buffering": "no",  # nginx: do not buffer the stream
+}
+KEEPALIVE = b": keep-alive\n\n"
+DONE = b"data: [DONE]\n\n"
+_DELTA_PREFIX = b'data: {"delta": '
+_DELTA_SUFFIX = b"}\n\n"
+
+
+def sse_data(payload: dict[str, Any]) -> bytes:
+    return b"data: " + json.dumps(payload, ensure_ascii=False).encode() + b"\n\n"
+
+
+def delta_events(deltas: list[str]) -> bytes:
+    return b"".join(
+        _DELTA_PREFIX + json.dumps(d, ensure_ascii=False).encode() + _DELTA_SUFFIX for d in deltas
+    )
+
+
+def final_payload(message_id: str, final: ReplyFinal) -> dict[str, Any]:
+    payload: dict[str, Any] = {
+        "delta": "",
+        "done": True,
+        "message_id": message_id,
+        "status": final.status,
+        "model": final.model,
+        "finish_reason": final.finish_reason,
+        "usage": {
+            "input_tokens": final.usage.input_tokens,
+            "output_tokens": final.usage.output_tokens,
+        },
+    }
+    if final.error:
+        payload["error"] = final.error
+    return payload
+
+
+async def reply_events(
+    hub: StreamHub, reply: LiveReply, keepalive_s: float, *, start: int = 0
+) -> AsyncIterator[bytes]:
+    yield sse_data(
+        {
+            "delta": "",
+            "message_id": reply.message_id,
+            "session_id": reply.session_id,
+            "model": reply.model,
+        }
+    )
+    async for item in hub.follow(reply, start, keepalive_s):
+        if item is None:
+            yield KEEPALIVE
+        elif isinstance(item, list):
+            yield delta_events(item)
+        else:
+            yield sse_data(final_payload(reply.message_id, item)) + DONE
+
+
+async def stored_reply_events(
+    message_id: str, content: str, final: ReplyFinal
+) -> AsyncIterator[bytes]:
+    """A finished reply no hub holds any more, replayed from the database."""
+    yield sse_data({"delta": "", "message_id": message_id, "model": final.model})
+    if content:
+        yield delta_events([content])
+    yield sse_data(final_payload(message_id, final)) + DONE

@@ -1,0 +1,167 @@
+"""``/v1/models`` and ``/v1/chat/completions`` in OpenAI's wire format, so any OpenAI client or
+UI can use OmniChat (authenticated with an access token or a personal API key). Stateless, as
+OpenAI's API is: nothing is stored."""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from collections.abc import AsyncIterator
+from typing import Any
+
+from fastapi import APIRouter
+from fastapi.responses import JSONResponse, StreamingResponse
+
+from omnichat.deps import CurrentUser, GenerationDep
+from omnichat.errors import BadRequest
+from omnichat.generation.service import GenerationService, Prompt
+from omnichat.generation.sse import DONE, SSE_HEADERS
+from omnichat.llm.context import StoredTurn
+from omnichat.llm.errors import ProviderError
+from omnichat.llm.types import StreamEnd, StreamEvent, TextDelta, Usage
+from omnichat.openai_api.schemas import ChatCompletionRequest
+
+router = APIRouter(prefix="/v1", tags=["OpenAI-compatible"])
+
+
+@router.get("/models")
+async def list_models(user: CurrentUser, generation: GenerationDep) -> dict[str, Any]:
+    return {
+        "object": "list",
+        "data": [
+            {"id": ref.id, "object": "model", "created": 0, "owned_by": ref.provider}
+            for ref in generation.registry.available()
+        ],
+    }
+
+
+def _prompt(body: ChatCompletionRequest) -> Prompt:
+    system_notes: list[str] = []
+    turns: list[StoredTurn] = []
+    for message in body.messages:
+        text = message.text()
+        if text is None:
+            raise BadRequest("Only text content parts are supported")
+        if message.role in ("system", "developer"):
+            system_notes.append(text)
+        elif message.role in ("user", "assistant"):
+            turns.append(StoredTurn(message.role, text, "complete"))
+    if not turns or turns[-1].role != "user":
+        raise BadRequest("The last message must come from the user")
+    return Prompt(
+        text=turns[-1].content,
+        history=turns[:-1],
+        system_notes=system_notes,
+        max_tokens=body.max_completion_tokens or body.max_tokens,
+        temperature=body.temperature,
+    )
+
+
+def _usage(usage: Usage) -> dict[str, int]:
+    prompt, completion = usage.input_tokens or 0, usage.output_tokens or 0
+    return {
+        "prompt_tokens": prompt,
+        "completion_tokens": completion,
+        "total_tokens": prompt + completion,
+    }
+
+
+@router.post("/chat/completions", response_model=None)
+async def chat_completions(
+    body: ChatCompletionRequest, user: CurrentUser, generation: GenerationDep
+) -> JSONResponse | StreamingResponse:
+    ref = generation.registry.resolve(body.model)
+    prompt = _prompt(body)
+    completion_id = f"chatcmpl-{uuid.uuid4().hex}"
+    created = int(time.time())
+    await generation.limiter.acquire(user.id)
+    if not body.stream:
+        try:
+            completion, used = await generation.generate(ref, prompt)
+        finally:
+            await generation.limiter.release(user.id)
+        return JSONResponse(
+            {
+                "id": completion_id,
+                "object": "chat.completion",
+                "created": created,
+                "model": used.id,
+                "choices": [
+                    {
+                        "index": 0,
+                        "message": {"role": "assistant", "content": completion.text},
+                        "finish_reason": completion.finish_reason,
+                        "logprobs": None,
+                    }
+                ],
+                "usage": _usage(completion.usage),
+            }
+        )
+    try:
+        stream = generation.stream(ref, prompt)
+        events = stream.__aiter__()
+        # The first event before any byte is sent: provider failures (after retries and
+        # fallbacks) become a proper HTTP status instead of a broken stream.
+        first = await anext(events)
+    except BaseException:
+        await generation.limiter.release(user.id)
+        raise
+    include_usage = bool(body.stream_options and body.stream_options.include_usage)
+    chunks = _chunk_stream(
+        generation, user.id, first, events, completion_id, created, stream.model.id, include_usage
+    )
+    return StreamingResponse(chunks, media_type="text/event-stream", headers=SSE_HEADERS)
+
+
+def _sse(payload: dict[str, Any]) -> bytes:
+    return b"data: " + json.dumps(payload, ensure_ascii=False).encode() + b"\n\n"
+
+
+async def _chunk_stream(
+    generation: GenerationService,
+    user_id: str,
+    first: StreamEvent,
+    events: AsyncIterator[StreamEvent],
+    completion_id: str,
+    created: int,
+    model: str,
+    include_usage: bool,
+) -> AsyncIterator[bytes]:
+    base = {
+        "id": completion_id,
+        "object": "chat.completion.chunk",
+        "created": created,
+        "model": model,
+    }
+
+    def chunk(choices: list[dict[str, Any]], **extra: Any) -> bytes:
+        return _sse({**base, "choices": choices, **extra})
+
+    # Hot path: every content chunk is this template around the JSON-encoded token.
+    template = chunk([{"index": 0, "delta": {"content": "\x00"}, "finish_reason": None}])
+    content_prefix, content_suffix = template.split(b'"\\u0000"')
+    try:
+        yield chunk(
+            [{"index": 0, "delta": {"role": "assistant", "content": ""}, "finish_reason": None}]
+        )
+        end = StreamEnd()
+        event: StreamEvent | None = first
+        while event is not None:
+            if isinstance(event, TextDelta):
+                token = json.dumps(event.text, ensure_ascii=False).encode()
+                yield content_prefix + token + content_suffix
+            else:
+                end = event
+            event = await anext(events, None)
+        yield chunk([{"index": 0, "delta": {}, "finish_reason": end.finish_reason}])
+        if include_usage:
+            yield chunk([], usage=_usage(end.usage))
+        yield DONE
+    except ProviderError as error:
+        # After the first token the status is sent: OpenAI's in-stream error event instead.
+        yield _sse(
+            {"error": {"message": error.client_message, "type": "provider_error", "code": None}}
+        )
+    finally:
+        await generation.limiter.release(user_id)
