@@ -7,6 +7,8 @@ app's real commit path is what gets exercised.
 from __future__ import annotations
 
 import os
+import threading
+import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
@@ -22,6 +24,8 @@ from omnichat.app import container_of, create_app
 from omnichat.cli import migrate
 from omnichat.container import Container
 from omnichat.settings import Settings
+
+pytest_plugins = ["tests.fakes.fixtures"]
 
 TEST_SECRET = "test-secret-key-0123456789abcdefghijklmnopqrstuvwxyz"
 PASSWORD = "correct horse battery staple"
@@ -149,3 +153,111 @@ async def alice(make_user: UserFactory) -> TestUser:
 @pytest.fixture
 async def bob(make_user: UserFactory) -> TestUser:
     return await make_user("bob")
+
+
+# -- an app whose four providers are the fake provider servers --------------------------------
+
+FAKE_KEYS = {
+    "openai": "sk-fake-openai-key-0123456789",
+    "anthropic": "sk-ant-fake-key-0123456789",
+    "gemini": "fake-gemini-key-0123456789",
+    "cohere": "fake-cohere-key-0123456789",
+}
+
+
+def provider_settings(server: Any) -> dict[str, Any]:
+    values: dict[str, Any] = {}
+    for name, key in FAKE_KEYS.items():
+        values[f"{name}_api_key"] = key
+        values[f"{name}_base_url"] = server.base_url_for(name)
+    return values
+
+
+LLM_TEST_SETTINGS: dict[str, Any] = {
+    "fallback_models": ["anthropic:claude-haiku-5-5"],
+    "llm_retry_base_delay_s": 0.01,
+    "llm_retry_max_delay_s": 0.05,
+    "llm_max_retry_after_s": 2.0,
+    "llm_first_token_timeout_s": 2.0,
+    "llm_idle_timeout_s": 2.0,
+    "stream_keepalive_s": 0.2,
+    "generation_rate_limit": "100000/minute",
+    "max_concurrent_generations": 100,
+    "context_tokens": 4000,
+    "max_output_tokens": 1000,
+}
+
+
+class ThreadedServer:
+    """The real app under uvicorn on a loopback port, in a thread with its own event loop:
+    streaming tests need real partial reads and disconnects, which ASGITransport cannot do."""
+
+    def __init__(self, application: FastAPI) -> None:
+        import socket
+
+        import uvicorn
+
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            self.port = int(sock.getsockname()[1])
+        config = uvicorn.Config(
+            application, host="127.0.0.1", port=self.port, log_level="warning", lifespan="on"
+        )
+        self.server = uvicorn.Server(config)
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+        self.base_url = f"http://127.0.0.1:{self.port}"
+
+    def __enter__(self) -> ThreadedServer:
+        self.thread.start()
+        deadline = time.monotonic() + 30
+        while not self.server.started:
+            if time.monotonic() > deadline or not self.thread.is_alive():
+                raise RuntimeError("test server did not start")
+            time.sleep(0.02)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=60)
+
+
+@pytest.fixture(scope="session")
+def llm_settings(
+    app: FastAPI,  # migrations applied
+    database_url: str,
+    fake_provider_server: Any,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Settings:
+    return make_settings(
+        database_url,
+        tmp_path_factory.mktemp("llm-data"),
+        **provider_settings(fake_provider_server),
+        **LLM_TEST_SETTINGS,
+    )
+
+
+@pytest.fixture(scope="session")
+def llm_server(llm_settings: Settings) -> Iterator[ThreadedServer]:
+    with ThreadedServer(create_app(llm_settings)) as server:
+        yield server
+
+
+@pytest.fixture
+async def llm_client(
+    llm_server: ThreadedServer, fake_provider: Any
+) -> AsyncIterator[httpx.AsyncClient]:
+    async with httpx.AsyncClient(base_url=llm_server.base_url, timeout=30) as c:
+        yield c
+
+
+@pytest.fixture
+def make_llm_user(llm_client: httpx.AsyncClient) -> UserFactory:
+    async def _make(prefix: str = "llm", password: str = PASSWORD) -> TestUser:
+        email = unique_email(prefix)
+        r = await llm_client.post("/auth/register", json={"email": email, "password": password})
+        assert r.status_code == 200, r.text
+        r = await llm_client.post("/auth/login", json={"email": email, "password": password})
+        tokens = r.json()
+        return TestUser(email, password, "", tokens["access_token"], tokens["refresh_token"])
+
+    return _make

@@ -33,11 +33,12 @@ MIN_SECRET_LENGTH = 32
 SECRET_KEY_FILENAME = "secret_key"  # noqa: S105 - a file name
 
 
+# Each provider's offered models (the first is its default); OMNICHAT_<NAME>_MODELS replaces them.
 DEFAULT_MODELS: dict[str, tuple[str, ...]] = {
-    "openai": ("gpt-4o-mini", "gpt-4o", "gpt-4.1", "gpt-4.1-mini", "o4-mini"),
-    "anthropic": ("claude-sonnet-4-5", "claude-haiku-4-5", "claude-opus-4-1"),
-    "gemini": ("gemini-2.5-flash", "gemini-2.5-pro", "gemini-2.0-flash"),
-    "cohere": ("command-a-03-2025", "command-r-plus-08-2024", "command-r-08-2024"),
+    "openai": ("gpt-5.4-mini", "gpt-5.5", "gpt-5.4", "gpt-4.1-mini"),
+    "anthropic": ("claude-sonnet-5-5", "claude-haiku-5-5", "claude-opus-5-5", "claude-haiku-4-5"),
+    "gemini": ("gemini-3.8-flash", "gemini-3.5-flash", "gemini-3.1-pro-preview", "gemini-2.5-pro"),
+    "cohere": ("command-a-plus-05-2026", "command-a-03-2025", "command-r-08-2024"),
 }
 
 
