@@ -15,6 +15,7 @@ DONE = "[DONE]"
 class SSETranscript:
     events: list[Any] = field(default_factory=list)  # parsed JSON payloads, and DONE
     comments: list[str] = field(default_factory=list)
+    lines: Any = None  # the response's line iterator, kept so reading can resume
 
     @property
     def text(self) -> str:
@@ -36,8 +37,13 @@ class SSETranscript:
 async def read_events(
     response: httpx.Response, transcript: SSETranscript, *, stop_after_deltas: int | None = None
 ) -> SSETranscript:
+    """Reads until the stream ends or ``stop_after_deltas`` non-empty deltas; a later call on
+    the same response carries on where this one stopped."""
+    if transcript.lines is None:
+        transcript.lines = response.aiter_lines()
+    lines = transcript.lines
     deltas = 0
-    async for line in response.aiter_lines():
+    async for line in lines:
         if line.startswith(":"):
             transcript.comments.append(line)
         elif line.startswith("data: "):

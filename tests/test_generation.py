@@ -29,9 +29,9 @@ async def _messages(
 
 
 async def wait_for_status(
-    client: httpx.AsyncClient, user: TestUser, session_id: str, status: str, timeout: float = 10
+    client: httpx.AsyncClient, user: TestUser, session_id: str, status: str, within_s: float = 10
 ) -> list[dict[str, Any]]:
-    deadline = asyncio.get_running_loop().time() + timeout
+    deadline = asyncio.get_running_loop().time() + within_s
     while True:
         messages = await _messages(client, user, session_id)
         if messages and messages[-1]["status"] == status:

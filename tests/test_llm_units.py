@@ -83,7 +83,9 @@ def test_default_and_fallbacks_from_settings(tmp_path: Path) -> None:
 def test_openai_compatible_server_needs_no_key_and_file_providers(tmp_path: Path) -> None:
     providers = tmp_path / "providers.toml"
     providers.write_text(
-        '[providers.ollama]\nbase_url = "http://127.0.0.1:11434/v1"\nmodels = ["llama3.2", "qwen3"]\n'
+        "[providers.ollama]\n"
+        'base_url = "http://127.0.0.1:11434/v1"\n'
+        'models = ["llama3.2", "qwen3"]\n'
     )
     registry = build_registry(
         _settings(tmp_path, openai_base_url="http://127.0.0.1:8000/v1", providers_file=providers)
