@@ -75,6 +75,35 @@ def error_response(
     return JSONResponse({"detail": detail, **extra}, status_code=status_code, headers=headers)
 
 
+_OPENAI_ERROR_TYPES = {
+    400: "invalid_request_error",
+    401: "authentication_error",
+    403: "permission_error",
+    404: "not_found_error",
+    413: "invalid_request_error",
+    422: "invalid_request_error",
+    429: "rate_limit_error",
+}
+
+
+def _respond(
+    request: Request,
+    status_code: int,
+    detail: str,
+    headers: Mapping[str, str] | None = None,
+    **extra: Any,
+) -> JSONResponse:
+    """``{"detail": ...}`` everywhere; under ``/v1/`` also OpenAI's ``{"error": {...}}``, which
+    is where OpenAI clients look for the message."""
+    if request.url.path.startswith("/v1/"):
+        extra["error"] = {
+            "message": detail,
+            "type": _OPENAI_ERROR_TYPES.get(status_code, "api_error"),
+            "code": None,
+        }
+    return error_response(status_code, detail, headers, **extra)
+
+
 def _describe_validation_errors(errors: Sequence[Any]) -> str:
     if any(e.get("type") == "json_invalid" for e in errors):
         return "Malformed JSON body"
@@ -98,37 +127,37 @@ def _jsonable_errors(errors: Sequence[Any]) -> list[dict[str, Any]]:
 
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(AppError)
-    async def _app_error(_request: Request, exc: AppError) -> JSONResponse:
-        return error_response(exc.status_code, exc.detail, exc.headers)
+    async def _app_error(request: Request, exc: AppError) -> JSONResponse:
+        return _respond(request, exc.status_code, exc.detail, exc.headers)
 
     @app.exception_handler(RequestValidationError)
-    async def _validation_error(_request: Request, exc: RequestValidationError) -> JSONResponse:
+    async def _validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
         errors = exc.errors()
-        return error_response(
-            422, _describe_validation_errors(errors), errors=_jsonable_errors(errors)
+        return _respond(
+            request, 422, _describe_validation_errors(errors), errors=_jsonable_errors(errors)
         )
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http_error(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
-        return error_response(exc.status_code, str(exc.detail), exc.headers)
+    async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        return _respond(request, exc.status_code, str(exc.detail), exc.headers)
 
     @app.exception_handler(ProviderError)
-    async def _provider_error(_request: Request, exc: ProviderError) -> JSONResponse:
+    async def _provider_error(request: Request, exc: ProviderError) -> JSONResponse:
         headers = {"Retry-After": str(round(exc.retry_after))} if exc.retry_after else None
-        return error_response(exc.status, exc.client_message, headers)
+        return _respond(request, exc.status, exc.client_message, headers)
 
     @app.exception_handler(IntegrityError)
-    async def _integrity_error(_request: Request, exc: IntegrityError) -> JSONResponse:
+    async def _integrity_error(request: Request, exc: IntegrityError) -> JSONResponse:
         # Constraints are checked by services first; reaching here means a concurrent change won.
         logger.warning("integrity conflict: %s", type(exc.orig).__name__)
-        return error_response(409, "Conflicting concurrent change; retry the request")
+        return _respond(request, 409, "Conflicting concurrent change; retry the request")
 
     @app.exception_handler(OperationalError)
     @app.exception_handler(InterfaceError)
     @app.exception_handler(SQLAlchemyTimeoutError)
-    async def _database_unavailable(_request: Request, exc: Exception) -> JSONResponse:
+    async def _database_unavailable(request: Request, exc: Exception) -> JSONResponse:
         logger.error("database unavailable: %s", exc.__class__.__name__)
-        return error_response(503, "Database unavailable", {"Retry-After": "1"})
+        return _respond(request, 503, "Database unavailable", {"Retry-After": "1"})
 
     @app.exception_handler(Exception)
     async def _unhandled(request: Request, exc: Exception) -> JSONResponse:
@@ -136,4 +165,4 @@ def install_error_handlers(app: FastAPI) -> None:
             "unhandled error",
             extra={"request_id": request.scope.get("state", {}).get("request_id")},
         )
-        return error_response(500, "Internal server error")
+        return _respond(request, 500, "Internal server error")
