@@ -127,9 +127,13 @@ async def test_failure_mid_stream_is_an_error_event(
         model="cohere", messages=[{"role": "user", "content": "hi"}], stream=True
     )
     received: list[str] = []
-    with pytest.raises(openai.APIError):
+
+    async def consume() -> None:
         async for chunk in stream:
             received.extend(c.delta.content or "" for c in chunk.choices)
+
+    with pytest.raises(openai.APIError):
+        await consume()
     assert "".join(received) == "ab"
 
 
