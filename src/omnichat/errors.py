@@ -9,7 +9,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from sqlalchemy.exc import IntegrityError, InterfaceError, OperationalError
+from sqlalchemy.exc import DataError, IntegrityError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as SQLAlchemyTimeoutError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -145,6 +145,12 @@ def install_error_handlers(app: FastAPI) -> None:
     async def _provider_error(request: Request, exc: ProviderError) -> JSONResponse:
         headers = {"Retry-After": str(round(exc.retry_after))} if exc.retry_after else None
         return _respond(request, exc.status, exc.client_message, headers)
+
+    @app.exception_handler(DataError)
+    async def _data_error(request: Request, exc: DataError) -> JSONResponse:
+        # Input the database cannot store as given (e.g. NUL in PostgreSQL text).
+        logger.info("data error: %s", type(exc.orig).__name__)
+        return _respond(request, 422, "Input contains characters or values that cannot be stored")
 
     @app.exception_handler(IntegrityError)
     async def _integrity_error(request: Request, exc: IntegrityError) -> JSONResponse:

@@ -119,11 +119,14 @@ async def oauth_token(
     write_db: WriteSession,
     auth: AuthServiceDep,
 ) -> TokenResponse:
+    if "\x00" in username:
+        raise Unauthorized(BAD_USERNAME_LOGIN)
     _, tokens = await _login(read_db, write_db, auth, username, password, BAD_USERNAME_LOGIN)
     return _token_response(tokens)
 
 
 @oauth_router.post("/users/", response_model=UserOut)
+@oauth_router.post("/users", response_model=UserOut, include_in_schema=False)
 async def oauth_create_user(
     body: RegisterRequest, db: WriteSession, auth: AuthServiceDep
 ) -> UserOut:
@@ -131,11 +134,13 @@ async def oauth_create_user(
 
 
 @oauth_router.get("/users/me/", response_model=UserOut)
+@oauth_router.get("/users/me", response_model=UserOut, include_in_schema=False)
 async def oauth_me(user: CurrentUser) -> UserOut:
     return UserOut.of(user)
 
 
 @oauth_router.put("/users/me/", response_model=UserOut)
+@oauth_router.put("/users/me", response_model=UserOut, include_in_schema=False)
 async def oauth_update_me(
     body: ProfileUpdateRequest, user: CurrentUser, db: WriteSession, auth: AuthServiceDep
 ) -> UserOut:

@@ -30,7 +30,7 @@ SQLITE_BUSY_TIMEOUT_MS = 10_000
 _IMMEDIATE = "omnichat_begin_immediate"
 
 
-def _sqlite_engine(url: str) -> AsyncEngine:
+def _sqlite_engine(url: str, pool_size: int) -> AsyncEngine:
     parsed = make_url(url)
     database = parsed.database or ":memory:"
     if database != ":memory:":
@@ -47,7 +47,9 @@ def _sqlite_engine(url: str) -> AsyncEngine:
     async def async_creator() -> aiosqlite.Connection:
         return await aiosqlite.Connection(connect, iter_chunk_size=64)
 
-    engine = create_async_engine(url, async_creator=async_creator, pool_pre_ping=False)
+    engine = create_async_engine(
+        url, async_creator=async_creator, pool_size=pool_size, max_overflow=0, pool_timeout=30
+    )
 
     @event.listens_for(engine.sync_engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
@@ -72,7 +74,7 @@ def _postgres_engine(url: str, pool_size: int) -> AsyncEngine:
 
 def create_engine_from_url(url: str, pool_size: int = 10) -> AsyncEngine:
     if url.startswith("sqlite"):
-        return _sqlite_engine(url)
+        return _sqlite_engine(url, pool_size)
     if url.startswith("postgresql"):
         return _postgres_engine(url, pool_size)
     raise ValueError(f"unsupported database URL scheme: {make_url(url).drivername}")
@@ -80,12 +82,19 @@ def create_engine_from_url(url: str, pool_size: int = 10) -> AsyncEngine:
 
 @dataclass(frozen=True)
 class Database:
-    """The engine and the two session factories: ``reader`` for safe methods, ``writer`` for the
-    rest (on SQLite it takes the write lock when its transaction begins)."""
+    """The session factories: ``reader`` for reads, ``writer`` for transactions that write.
+
+    On SQLite the writer has its own engine with ONE connection whose transactions begin with
+    ``BEGIN IMMEDIATE``. SQLite allows one writer at a time anyway; queueing for that connection
+    in the (asyncio) pool, taken at the first statement and given back at commit, replaces
+    SQLite's busy handler, which sleeps up to 100 ms at a time while the lock is contended.
+    Reads run beside it on the reader engine (WAL).
+    """
 
     engine: AsyncEngine
     reader: async_sessionmaker[AsyncSession]
     writer: async_sessionmaker[AsyncSession]
+    writer_engine: AsyncEngine | None = None
 
     async def ping(self) -> None:
         async with self.engine.connect() as connection:
@@ -93,13 +102,20 @@ class Database:
 
     async def dispose(self) -> None:
         await self.engine.dispose()
+        if self.writer_engine is not None:
+            await self.writer_engine.dispose()
 
 
 def create_database(settings: Settings) -> Database:
-    engine = create_engine_from_url(settings.resolved_database_url, settings.db_pool_size)
-    writer_engine = engine.execution_options(**{_IMMEDIATE: True}) if settings.is_sqlite else engine
+    url = settings.resolved_database_url
+    engine = create_engine_from_url(url, settings.db_pool_size)
+    if not settings.is_sqlite:
+        sessions = async_sessionmaker(engine, expire_on_commit=False)
+        return Database(engine=engine, reader=sessions, writer=sessions)
+    writer_engine = create_engine_from_url(url, pool_size=1).execution_options(**{_IMMEDIATE: True})
     return Database(
         engine=engine,
         reader=async_sessionmaker(engine, expire_on_commit=False),
         writer=async_sessionmaker(writer_engine, expire_on_commit=False),
+        writer_engine=writer_engine,
     )

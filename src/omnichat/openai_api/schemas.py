@@ -9,7 +9,7 @@ from pydantic import BaseModel, Field
 from omnichat.schemas import RequestModel
 
 
-class TextPart(BaseModel):
+class TextPart(RequestModel):
     type: Literal["text"]
     text: Annotated[str, Field(max_length=10_000_000)]
 

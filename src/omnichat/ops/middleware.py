@@ -10,6 +10,8 @@ import time
 import uuid
 from typing import Any
 
+from starlette.exceptions import HTTPException
+from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from omnichat.errors import error_response
@@ -32,6 +34,11 @@ class RequestContextMiddleware:
             await self.app(scope, receive, send)
             return
         request_id = _incoming_request_id(scope) or uuid.uuid4().hex
+        refusal = _nul_refusal(scope)
+        if refusal is not None:
+            # PostgreSQL cannot even compare text holding NUL: refuse before any route runs.
+            await refusal(scope, receive, send)
+            return
         scope.setdefault("state", {})["request_id"] = request_id
         started = time.perf_counter()
         status = 500
@@ -61,6 +68,15 @@ class RequestContextMiddleware:
                         "client": scope["client"][0] if scope.get("client") else None,
                     },
                 )
+
+
+def _nul_refusal(scope: Scope) -> JSONResponse | None:
+    """No resource has a NUL in its path (404, like any missing one); no parameter may hold one."""
+    if "\x00" in scope["path"]:
+        return error_response(404, "Not found")
+    if b"%00" in scope.get("query_string", b""):
+        return error_response(422, "NUL characters are not allowed in query parameters")
+    return None
 
 
 def _incoming_request_id(scope: Scope) -> str | None:
@@ -97,7 +113,7 @@ class BodySizeLimitMiddleware:
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > self.max_bytes:
-                    raise _BodyTooLarge
+                    raise BodyTooLarge(self.max_bytes)
             return message
 
         async def tracking_send(message: Message) -> None:
@@ -108,7 +124,7 @@ class BodySizeLimitMiddleware:
 
         try:
             await self.app(scope, counting_receive, tracking_send)
-        except _BodyTooLarge:
+        except BodyTooLarge:
             if not response_started:
                 await self._refuse(scope, receive, send)
 
@@ -117,8 +133,12 @@ class BodySizeLimitMiddleware:
         await response(scope, receive, send)
 
 
-class _BodyTooLarge(Exception):
-    pass
+class BodyTooLarge(HTTPException):
+    """Raised from ``receive`` mid-body. An HTTPException, so that FastAPI's body parsing
+    passes it on (it turns other errors into 400) and the app answers 413."""
+
+    def __init__(self, max_bytes: int) -> None:
+        super().__init__(413, f"Request body exceeds {max_bytes} bytes")
 
 
 class JsonLogFormatter(logging.Formatter):

@@ -1,0 +1,264 @@
+"""Streaming throughput and latency: direct to the fake provider vs through OmniChat.
+
+One run starts the fake OpenAI-format provider (N tokens at interval T) and an OmniChat server
+(one uvicorn worker, SQLite, the fake as its OpenAI provider) as subprocesses, then drives both
+with the same lean SSE client at each concurrency:
+
+- baseline: ``POST /v1/chat/completions`` (stream) straight to the fake provider;
+- omnichat: ``POST /chat/stream`` (seed 001) with auth, history, persistence before and after.
+
+Reported per case: TTFT p50/p99 (request sent to first content event), delivered content
+events/s over the wall time, and server CPU per event (the OmniChat process's user+system time
+divided by the events it delivered; the fake's for the baseline).
+
+    .venv/bin/python -m benchmarks.stream_bench [--tokens 50 --interval-ms 10 --requests 300]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import re
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import psutil
+
+ROOT = Path(__file__).resolve().parent.parent
+PASSWORD = "benchmark passphrase 1"
+# A non-empty text delta in either format: {"delta": "x"} (seed 001) or "content":"x" (OpenAI).
+CONTENT_EVENT = re.compile(rb'"(?:delta|content)": ?"(?!")')
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@contextmanager
+def process(args: list[str], env: dict[str, str], ready_url: str) -> Iterator[psutil.Process]:
+    proc = subprocess.Popen(  # noqa: S603 - our own interpreter and modules
+        args, env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+    )
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            httpx.get(ready_url, timeout=1)
+            break
+        except httpx.TransportError as exc:
+            if proc.poll() is not None or time.monotonic() > deadline:
+                output = proc.stderr.read() if proc.stderr else b""
+                raise RuntimeError(f"{args} failed: {output!r}") from exc
+            time.sleep(0.1)
+    try:
+        yield psutil.Process(proc.pid)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+@dataclass
+class Result:
+    ttft_ms: list[float]
+    events: int
+    wall_s: float
+    cpu_s: float
+    errors: int
+
+    def row(self, name: str, concurrency: int) -> str:
+        ttft = sorted(self.ttft_ms)
+        p50 = statistics.median(ttft) if ttft else float("nan")
+        p99 = ttft[min(len(ttft) - 1, int(0.99 * len(ttft)))] if ttft else float("nan")
+        rate = self.events / self.wall_s if self.wall_s else 0.0
+        cpu_us = self.cpu_s / self.events * 1e6 if self.events else float("nan")
+        return (
+            f"| {name} | {concurrency} | {p50:.1f} | {p99:.1f} | {rate:,.0f} | {cpu_us:.0f} |"
+            f" {self.errors} |"
+        )
+
+
+async def sse_request(
+    host: str, port: int, path: str, body: bytes, headers: dict[str, str]
+) -> tuple[float, int]:
+    """One streamed POST over a raw socket; returns (TTFT in ms, content events received)."""
+    reader, writer = await asyncio.open_connection(host, port)
+    head = [
+        f"POST {path} HTTP/1.1",
+        f"Host: {host}:{port}",
+        "Content-Type: application/json",
+        f"Content-Length: {len(body)}",
+        "Connection: close",
+    ]
+    head.extend(f"{k}: {v}" for k, v in headers.items())
+    started = time.perf_counter()
+    writer.write(("\r\n".join(head) + "\r\n\r\n").encode() + body)
+    await writer.drain()
+    ttft = -1.0
+    events = 0
+    status_line = await reader.readline()
+    if b" 200 " not in status_line:
+        writer.close()
+        raise RuntimeError(status_line.decode(errors="replace"))
+    async for line in reader:  # chunked framing lines are skipped by the prefix test
+        if line.startswith(b"data: ") and CONTENT_EVENT.search(line):
+            if ttft < 0:
+                ttft = (time.perf_counter() - started) * 1000
+            events += 1
+        elif line.startswith(b"data: [DONE]"):
+            break
+    writer.close()
+    return ttft, events
+
+
+async def run_case(
+    host: str,
+    port: int,
+    path: str,
+    bodies: list[bytes],
+    headers: list[dict[str, str]],
+    concurrency: int,
+    server: psutil.Process,
+) -> Result:
+    queue: asyncio.Queue[int] = asyncio.Queue()
+    for index in range(len(bodies)):
+        queue.put_nowait(index)
+    ttfts: list[float] = []
+    totals = {"events": 0, "errors": 0}
+
+    async def worker() -> None:
+        while not queue.empty():
+            index = queue.get_nowait()
+            try:
+                ttft, events = await sse_request(host, port, path, bodies[index], headers[index])
+                ttfts.append(ttft)
+                totals["events"] += events
+            except Exception:
+                totals["errors"] += 1
+
+    cpu_before = sum(server.cpu_times()[:2])
+    started = time.perf_counter()
+    await asyncio.gather(*(worker() for _ in range(concurrency)))
+    wall = time.perf_counter() - started
+    cpu = sum(server.cpu_times()[:2]) - cpu_before
+    return Result(ttfts, totals["events"], wall, cpu, totals["errors"])
+
+
+async def prepare_users(base: str, count: int) -> list[tuple[dict[str, str], str]]:
+    """``count`` users with a session each (a user's concurrency limit is per user)."""
+    out = []
+    async with httpx.AsyncClient(base_url=base, timeout=60) as client:
+        for index in range(count):
+            email = f"bench{index}-{os.getpid()}@example.com"
+            await client.post("/auth/register", json={"email": email, "password": PASSWORD})
+            token = (
+                await client.post("/auth/login", json={"email": email, "password": PASSWORD})
+            ).json()["access_token"]
+            headers = {"Authorization": f"Bearer {token}"}
+            session = (
+                await client.post("/sessions", json={"title": "bench"}, headers=headers)
+            ).json()
+            out.append((headers, session["id"]))
+    return out
+
+
+async def main(tokens: int, interval_ms: float, requests: int) -> None:
+    fake_port, app_port = free_port(), free_port()
+    python = sys.executable
+    fake_args = [
+        python,
+        "-m",
+        "tests.fakes",
+        "--port",
+        str(fake_port),
+        "--tokens",
+        str(tokens),
+        "--interval-ms",
+        str(interval_ms),
+    ]
+    with tempfile.TemporaryDirectory() as data_dir:
+        env = {
+            **{k: v for k, v in os.environ.items() if not k.startswith("OMNICHAT_")},
+            "OMNICHAT_DATA_DIR": data_dir,
+            "OMNICHAT_OPENAI_API_KEY": "sk-bench",
+            "OMNICHAT_OPENAI_BASE_URL": f"http://127.0.0.1:{fake_port}/v1",
+            "OMNICHAT_ACCESS_LOG": "false",
+            "OMNICHAT_LOG_LEVEL": "WARNING",
+            "OMNICHAT_GENERATION_RATE_LIMIT": "1000000/minute",
+            "OMNICHAT_MAX_CONCURRENT_GENERATIONS": "1000",
+        }
+        app_args = [python, "-m", "omnichat", "serve", "--port", str(app_port)]
+        with (
+            process(fake_args, env, f"http://127.0.0.1:{fake_port}/v1/models") as fake,
+            process(app_args, env, f"http://127.0.0.1:{app_port}/healthz") as app,
+        ):
+            users = await prepare_users(f"http://127.0.0.1:{app_port}", 100)
+            direct_body = json.dumps(
+                {
+                    "model": "gpt-5.4-mini",
+                    "stream": True,
+                    "messages": [{"role": "user", "content": "Tell me a joke"}],
+                }
+            ).encode()
+            rows = []
+            for concurrency in (1, 100):
+                count = min(requests, 20) if concurrency == 1 else requests
+                direct = await run_case(
+                    "127.0.0.1",
+                    fake_port,
+                    "/v1/chat/completions",
+                    [direct_body] * count,
+                    [{"Authorization": "Bearer sk-bench"}] * count,
+                    concurrency,
+                    fake,
+                )
+                rows.append(direct.row("direct to fake provider", concurrency))
+                bodies, headers = [], []
+                for index in range(count):
+                    user_headers, session_id = users[index % len(users)]
+                    bodies.append(
+                        json.dumps(
+                            {
+                                "session_id": session_id,
+                                "prompt": "Tell me a joke",
+                                "provider": "openai",
+                            }
+                        ).encode()
+                    )
+                    headers.append(user_headers)
+                through = await run_case(
+                    "127.0.0.1", app_port, "/chat/stream", bodies, headers, concurrency, app
+                )
+                rows.append(through.row("through OmniChat /chat/stream", concurrency))
+    print(
+        f"fake provider: {tokens} tokens at {interval_ms} ms; {requests} requests at c=100, "
+        f"{min(requests, 20)} at c=1; {os.cpu_count()} cores"
+    )
+    print("| path | c | TTFT p50 ms | TTFT p99 ms | events/s | server CPU µs/event | errors |")
+    print("|---|---|---|---|---|---|---|")
+    for row in rows:
+        print(row)
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--tokens", type=int, default=50)
+    parser.add_argument("--interval-ms", type=float, default=10.0)
+    parser.add_argument("--requests", type=int, default=300)
+    arguments = parser.parse_args()
+    asyncio.run(main(arguments.tokens, arguments.interval_ms, arguments.requests))

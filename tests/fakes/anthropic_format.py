@@ -1,0 +1,152 @@
+"""Anthropic Messages wire format (POST /v1/messages, GET /v1/models)."""
+
+from __future__ import annotations
+
+import itertools
+from typing import Any
+
+from tests.fakes._common import (
+    FAKE_MODELS,
+    LENGTH,
+    STOP,
+    GenRequest,
+    SimpleTail,
+    Usage,
+    count_words,
+    dumps,
+    json_str,
+    sse_event,
+    text_of,
+)
+
+_ids = itertools.count(1)
+
+_FINISH = {STOP: "end_turn", LENGTH: "max_tokens"}
+
+_ERROR_TYPES: dict[int, str] = {
+    400: "invalid_request_error",
+    401: "authentication_error",
+    403: "permission_error",
+    404: "not_found_error",
+    413: "request_too_large",
+    429: "rate_limit_error",
+    500: "api_error",
+    503: "overloaded_error",
+    529: "overloaded_error",
+}
+
+
+def _usage(usage: Usage) -> dict[str, Any]:
+    return {
+        "input_tokens": usage.input_tokens,
+        "cache_creation_input_tokens": 0,
+        "cache_read_input_tokens": 0,
+        "output_tokens": usage.output_tokens,
+        "service_tier": "standard",
+    }
+
+
+class AnthropicStream(SimpleTail):
+    def __init__(self, req: GenRequest) -> None:
+        self._req = req
+        self._id = f"msg_fake{next(_ids):020d}"
+
+    def head(self) -> bytes:
+        message: dict[str, Any] = {
+            "id": self._id,
+            "type": "message",
+            "role": "assistant",
+            "model": self._req.model,
+            "content": [],
+            "stop_reason": None,
+            "stop_sequence": None,
+            "usage": _usage(Usage(self._req.input_tokens, 1)),
+        }
+        return (
+            sse_event("message_start", dumps({"type": "message_start", "message": message}))
+            + sse_event(
+                "content_block_start",
+                b'{"type":"content_block_start","index":0,'
+                b'"content_block":{"type":"text","text":""}}',
+            )
+            + sse_event("ping", b'{"type": "ping"}')
+        )
+
+    def token(self, text: str) -> bytes:
+        return (
+            b'event: content_block_delta\ndata: {"type":"content_block_delta","index":0,'
+            b'"delta":{"type":"text_delta","text":' + json_str(text) + b"}}\n\n"
+        )
+
+    def tail(self, finish: str, usage: Usage) -> bytes:
+        delta = {
+            "type": "message_delta",
+            "delta": {"stop_reason": _FINISH.get(finish, finish), "stop_sequence": None},
+            "usage": {"output_tokens": usage.output_tokens},
+        }
+        return (
+            sse_event("content_block_stop", b'{"type":"content_block_stop","index":0}')
+            + sse_event("message_delta", dumps(delta))
+            + sse_event("message_stop", b'{"type":"message_stop"}')
+        )
+
+
+class AnthropicFormat:
+    name = "anthropic"
+    stream_content_type = b"text/event-stream; charset=utf-8"
+
+    def parse(self, path: str, body: dict[str, Any]) -> GenRequest:
+        messages = [m for m in body.get("messages") or [] if isinstance(m, dict)]
+        last_user = next((m for m in reversed(messages) if m.get("role") == "user"), None)
+        all_text = " ".join(
+            [text_of(body.get("system"))] + [text_of(m.get("content")) for m in messages]
+        )
+        max_tokens = body.get("max_tokens")
+        return GenRequest(
+            model=str(body.get("model", "")),
+            stream=bool(body.get("stream")),
+            last_user_text=text_of(last_user.get("content")) if last_user else "",
+            input_tokens=count_words(all_text),
+            max_tokens=int(max_tokens) if max_tokens else None,
+        )
+
+    def response(self, req: GenRequest, text: str, finish: str, usage: Usage) -> bytes:
+        return dumps(
+            {
+                "id": f"msg_fake{next(_ids):020d}",
+                "type": "message",
+                "role": "assistant",
+                "model": req.model,
+                "content": [{"type": "text", "text": text}],
+                "stop_reason": _FINISH.get(finish, finish),
+                "stop_sequence": None,
+                "usage": _usage(usage),
+            }
+        )
+
+    def stream(self, req: GenRequest) -> AnthropicStream:
+        return AnthropicStream(req)
+
+    def error(self, status: int, message: str, retry_after: float | None = None) -> bytes:
+        kind = _ERROR_TYPES.get(status, "api_error")
+        return dumps(
+            {
+                "type": "error",
+                "error": {"type": kind, "message": message},
+                "request_id": f"req_fake{next(_ids):020d}",
+            }
+        )
+
+    def models(self) -> bytes:
+        data = [
+            {
+                "type": "model",
+                "id": m,
+                "display_name": m.replace("-", " ").title(),
+                "created_at": "2025-01-01T00:00:00Z",
+            }
+            for m in FAKE_MODELS["anthropic"]
+        ]
+        return dumps(
+            {"data": data, "has_more": False, "first_id": data[0]["id"], "last_id": data[-1]["id"]}
+        )

@@ -1,0 +1,124 @@
+"""Cohere v2 Chat wire format (POST /v2/chat, GET /v1/models).
+
+Streams are SSE with both the `event:` line and a `type` field in the data, as the v2 API
+sends them: message-start, content-start, content-delta, content-end, message-end.
+"""
+
+from __future__ import annotations
+
+import itertools
+import uuid
+from typing import Any
+
+from tests.fakes._common import (
+    FAKE_MODELS,
+    LENGTH,
+    STOP,
+    GenRequest,
+    SimpleTail,
+    Usage,
+    count_words,
+    dumps,
+    json_str,
+    sse_event,
+    text_of,
+)
+
+_ids = itertools.count(1)
+
+_FINISH = {STOP: "COMPLETE", LENGTH: "MAX_TOKENS"}
+
+
+def _id() -> str:
+    return str(uuid.UUID(int=next(_ids)))
+
+
+def _usage(usage: Usage) -> dict[str, Any]:
+    counts = {"input_tokens": usage.input_tokens, "output_tokens": usage.output_tokens}
+    return {"billed_units": counts, "tokens": dict(counts)}
+
+
+class CohereStream(SimpleTail):
+    def __init__(self, req: GenRequest) -> None:
+        self._req = req
+
+    def head(self) -> bytes:
+        start = {
+            "id": _id(),
+            "type": "message-start",
+            "delta": {
+                "message": {
+                    "role": "assistant",
+                    "content": [],
+                    "tool_plan": "",
+                    "tool_calls": [],
+                    "citations": [],
+                }
+            },
+        }
+        return sse_event("message-start", dumps(start)) + sse_event(
+            "content-start",
+            b'{"type":"content-start","index":0,'
+            b'"delta":{"message":{"content":{"type":"text","text":""}}}}',
+        )
+
+    def token(self, text: str) -> bytes:
+        return (
+            b'event: content-delta\ndata: {"type":"content-delta","index":0,'
+            b'"delta":{"message":{"content":{"text":' + json_str(text) + b"}}}}\n\n"
+        )
+
+    def tail(self, finish: str, usage: Usage) -> bytes:
+        end = {
+            "type": "message-end",
+            "delta": {"finish_reason": _FINISH.get(finish, finish), "usage": _usage(usage)},
+        }
+        return sse_event("content-end", b'{"type":"content-end","index":0}') + sse_event(
+            "message-end", dumps(end)
+        )
+
+
+class CohereFormat:
+    name = "cohere"
+    stream_content_type = b"text/event-stream"
+
+    def parse(self, path: str, body: dict[str, Any]) -> GenRequest:
+        messages = [m for m in body.get("messages") or [] if isinstance(m, dict)]
+        last_user = next((m for m in reversed(messages) if m.get("role") == "user"), None)
+        max_tokens = body.get("max_tokens")
+        return GenRequest(
+            model=str(body.get("model", "")),
+            stream=bool(body.get("stream")),
+            last_user_text=text_of(last_user.get("content")) if last_user else "",
+            input_tokens=count_words(" ".join(text_of(m.get("content")) for m in messages)),
+            max_tokens=int(max_tokens) if max_tokens else None,
+        )
+
+    def response(self, req: GenRequest, text: str, finish: str, usage: Usage) -> bytes:
+        return dumps(
+            {
+                "id": _id(),
+                "finish_reason": _FINISH.get(finish, finish),
+                "message": {"role": "assistant", "content": [{"type": "text", "text": text}]},
+                "usage": _usage(usage),
+            }
+        )
+
+    def stream(self, req: GenRequest) -> CohereStream:
+        return CohereStream(req)
+
+    def error(self, status: int, message: str, retry_after: float | None = None) -> bytes:
+        return dumps({"id": _id(), "message": message})
+
+    def models(self) -> bytes:
+        data = [
+            {
+                "name": m,
+                "endpoints": ["chat"],
+                "finetuned": False,
+                "context_length": 256000,
+                "features": ["tools"],
+            }
+            for m in FAKE_MODELS["cohere"]
+        ]
+        return dumps({"models": data})

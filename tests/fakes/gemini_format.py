@@ -1,0 +1,154 @@
+"""Gemini API wire format (google-genai, API-key mode).
+
+POST /{v1,v1beta}/models/{model}:generateContent, POST .../{model}:streamGenerateContent?alt=sse
+(SSE `data: {GenerateContentResponse}` frames, CRLF-terminated like the real service) and
+GET /{v1,v1beta}/models.
+"""
+
+from __future__ import annotations
+
+import itertools
+from typing import Any
+
+from tests.fakes._common import (
+    FAKE_MODELS,
+    LENGTH,
+    STOP,
+    GenRequest,
+    Usage,
+    count_words,
+    dumps,
+    json_str,
+    text_of,
+)
+
+_ids = itertools.count(1)
+
+_FINISH = {STOP: "STOP", LENGTH: "MAX_TOKENS"}
+
+_STATUSES: dict[int, str] = {
+    400: "INVALID_ARGUMENT",
+    401: "UNAUTHENTICATED",
+    403: "PERMISSION_DENIED",
+    404: "NOT_FOUND",
+    429: "RESOURCE_EXHAUSTED",
+    500: "INTERNAL",
+    503: "UNAVAILABLE",
+    504: "DEADLINE_EXCEEDED",
+}
+
+_EOL = b"\r\n\r\n"
+
+
+def _usage(usage: Usage) -> dict[str, Any]:
+    return {
+        "promptTokenCount": usage.input_tokens,
+        "candidatesTokenCount": usage.output_tokens,
+        "totalTokenCount": usage.total_tokens,
+        "promptTokensDetails": [{"modality": "TEXT", "tokenCount": usage.input_tokens}],
+    }
+
+
+def model_from_path(path: str) -> str:
+    """`/v1beta/models/gemini-2.5-flash:streamGenerateContent` -> `gemini-2.5-flash`."""
+    tail = path.split("/models/", 1)[-1]
+    return tail.rsplit(":", 1)[0]
+
+
+class GeminiStream:
+    def __init__(self, req: GenRequest) -> None:
+        self._req = req
+        response_id = f"fake{next(_ids)}"
+        self._suffix_common = (
+            b',"modelVersion":' + json_str(req.model) + b',"responseId":"' + response_id.encode()
+        )
+        self._prefix = b'data: {"candidates":[{"content":{"parts":[{"text":'
+
+    def head(self) -> bytes:
+        return b""
+
+    def _chunk(self, text: str, finish: str | None, usage: Usage | None) -> bytes:
+        out = self._prefix + json_str(text) + b'}],"role":"model"}'
+        if finish is not None:
+            out += b',"finishReason":' + json_str(_FINISH.get(finish, finish))
+        out += b',"index":0}]'
+        if usage is not None:
+            out += b',"usageMetadata":' + dumps(_usage(usage))
+        return out + self._suffix_common + b'"}' + _EOL
+
+    def token(self, text: str) -> bytes:
+        return self._chunk(text, None, None)
+
+    def last_token(self, text: str, finish: str, usage: Usage) -> bytes:
+        return self._chunk(text, finish, usage)
+
+    def tail(self, finish: str, usage: Usage) -> bytes:
+        # Only used when there are no tokens at all: one empty chunk that carries the finish.
+        return self._chunk("", finish, usage)
+
+
+class GeminiFormat:
+    name = "gemini"
+    stream_content_type = b"text/event-stream"
+
+    def parse(self, path: str, body: dict[str, Any]) -> GenRequest:
+        contents = [c for c in body.get("contents") or [] if isinstance(c, dict)]
+        last_user = next((c for c in reversed(contents) if c.get("role", "user") == "user"), None)
+        system = body.get("systemInstruction") or body.get("system_instruction") or {}
+        all_text = " ".join(
+            [text_of(system.get("parts")) if isinstance(system, dict) else ""]
+            + [text_of(c.get("parts")) for c in contents]
+        )
+        config = body.get("generationConfig") or {}
+        max_tokens = config.get("maxOutputTokens")
+        return GenRequest(
+            model=model_from_path(path),
+            stream=":streamGenerateContent" in path,
+            last_user_text=text_of(last_user.get("parts")) if last_user else "",
+            input_tokens=count_words(all_text),
+            max_tokens=int(max_tokens) if max_tokens else None,
+        )
+
+    def response(self, req: GenRequest, text: str, finish: str, usage: Usage) -> bytes:
+        return dumps(
+            {
+                "candidates": [
+                    {
+                        "content": {"parts": [{"text": text}], "role": "model"},
+                        "finishReason": _FINISH.get(finish, finish),
+                        "index": 0,
+                    }
+                ],
+                "usageMetadata": _usage(usage),
+                "modelVersion": req.model,
+                "responseId": f"fake{next(_ids)}",
+            }
+        )
+
+    def stream(self, req: GenRequest) -> GeminiStream:
+        return GeminiStream(req)
+
+    def error(self, status: int, message: str, retry_after: float | None = None) -> bytes:
+        code = _STATUSES.get(status, "INTERNAL" if status >= 500 else "FAILED_PRECONDITION")
+        error: dict[str, Any] = {"code": status, "message": message, "status": code}
+        if retry_after is not None:
+            # Gemini's own way to say when to retry: a google.rpc.RetryInfo detail.
+            delay = f"{retry_after:g}s"
+            error["details"] = [
+                {"@type": "type.googleapis.com/google.rpc.RetryInfo", "retryDelay": delay}
+            ]
+        return dumps({"error": error})
+
+    def models(self) -> bytes:
+        data = [
+            {
+                "name": f"models/{m}",
+                "version": "001",
+                "displayName": m,
+                "inputTokenLimit": 1048576,
+                "outputTokenLimit": 65536,
+                "supportedGenerationMethods": ["generateContent", "countTokens"],
+            }
+            for m in FAKE_MODELS["gemini"]
+        ]
+        return dumps({"models": data})
