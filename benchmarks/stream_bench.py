@@ -50,7 +50,7 @@ def free_port() -> int:
 
 @contextmanager
 def process(args: list[str], env: dict[str, str], ready_url: str) -> Iterator[psutil.Process]:
-    proc = subprocess.Popen(  # noqa: S603 - our own interpreter and modules
+    proc = subprocess.Popen(
         args, env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
     )
     deadline = time.monotonic() + 60
