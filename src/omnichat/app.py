@@ -41,6 +41,7 @@ def create_app(
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         await to_thread.run_sync(passwords.warm_up)
+        container.generation.registry.warm_up()
         interrupted = await container.generation.mark_interrupted()
         if interrupted:
             logger.warning("marked interrupted replies", extra={"count": interrupted})

@@ -4,8 +4,9 @@ indistinguishable from a missing one. Services flush; the request dependency com
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import timedelta
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from omnichat.chats.models import ChatSession, Message, MessageStatus, Role
@@ -112,6 +113,18 @@ class ChatService:
             query = query.limit(limit)
         return list((await db.execute(query)).scalars())
 
+    async def conversation(
+        self, db: AsyncSession, user_id: str, session_id: str
+    ) -> list[tuple[str, str, str]]:
+        """(role, content, status) of the caller's messages in a session, oldest first, in one
+        light query and without the existence check (an empty list for a foreign session)."""
+        rows = await db.execute(
+            select(Message.role, Message.content, Message.status)
+            .where(Message.session_id == session_id, Message.user_id == user_id)
+            .order_by(Message.created_at, Message.id)
+        )
+        return [(role, content, status) for role, content, status in rows]
+
     async def add_message(
         self,
         db: AsyncSession,
@@ -123,10 +136,7 @@ class ChatService:
         status: MessageStatus = MessageStatus.COMPLETE,
         model: str | None = None,
     ) -> Message:
-        if len(content) > self._limits.max_message_chars:
-            raise InvalidInput(
-                f"Message content exceeds {self._limits.max_message_chars} characters"
-            )
+        self._check_length(content)
         session = await self.get_session(db, user_id, session_id, for_update=True)
         message = Message(
             session_id=session.id,
@@ -145,6 +155,50 @@ class ChatService:
         await db.flush()
         return message
 
+    async def add_exchange(
+        self, db: AsyncSession, user_id: str, session_id: str, *, prompt: str, reply_model: str
+    ) -> tuple[Message, Message]:
+        """The user's prompt and an empty assistant reply (status ``streaming``) in three
+        statements: one UPDATE that checks ownership, bumps and titles the session, and one
+        INSERT of both rows. It runs under the write lock on every generation, so it is lean."""
+        self._check_length(prompt)
+        now = utcnow()
+        bumped = await db.execute(
+            update(ChatSession)
+            .where(ChatSession.id == session_id, ChatSession.user_id == user_id)
+            .values(
+                updated_at=now,
+                title=func.coalesce(ChatSession.title, title_from_message(prompt)),
+            )
+            .execution_options(synchronize_session=False)
+        )
+        if bumped.rowcount != 1:  # type: ignore[attr-defined]
+            raise NotFound(SESSION_NOT_FOUND)
+        prompt_message = Message(
+            session_id=session_id,
+            user_id=user_id,
+            role=Role.USER.value,
+            content=prompt,
+            status=MessageStatus.COMPLETE.value,
+            created_at=now,
+            updated_at=now,
+        )
+        # A microsecond later: history is ordered by created_at, and the reply comes second.
+        later = now + timedelta(microseconds=1)
+        reply = Message(
+            session_id=session_id,
+            user_id=user_id,
+            role=Role.ASSISTANT.value,
+            content="",
+            status=MessageStatus.STREAMING.value,
+            model=reply_model,
+            created_at=later,
+            updated_at=later,
+        )
+        db.add_all([prompt_message, reply])
+        await db.flush()
+        return prompt_message, reply
+
     async def delete_message(self, db: AsyncSession, user_id: str, message_id: str) -> None:
         result = await db.execute(
             delete(Message).where(Message.id == message_id, Message.user_id == user_id)
@@ -159,6 +213,12 @@ class ChatService:
             update(ChatSession).where(ChatSession.id == session.id).values(updated_at=utcnow())
         )
         return int(result.rowcount)  # type: ignore[attr-defined]
+
+    def _check_length(self, content: str) -> None:
+        if len(content) > self._limits.max_message_chars:
+            raise InvalidInput(
+                f"Message content exceeds {self._limits.max_message_chars} characters"
+            )
 
     def _clean_title(self, title: str | None) -> str | None:
         if title is None:

@@ -37,7 +37,7 @@ class LiveReply:
     final: ReplyFinal | None = None
     stop_requested: bool = False
     finished_at: float | None = None
-    _wake: asyncio.Future[None] | None = None
+    _waiters: list[asyncio.Future[None]] = field(default_factory=list)
     task: asyncio.Task[None] | None = None
 
     def text(self) -> str:
@@ -53,19 +53,27 @@ class LiveReply:
         self._notify()
 
     def _notify(self) -> None:
-        wake, self._wake = self._wake, None
-        if wake is not None and not wake.done():
-            wake.set_result(None)
+        waiters, self._waiters = self._waiters, []
+        for waiter in waiters:
+            if not waiter.done():
+                waiter.set_result(None)
 
     async def wait(self, timeout_s: float) -> None:
-        """Until something new arrives or ``timeout_s`` passes (for keep-alives)."""
-        if self._wake is None:
-            self._wake = asyncio.get_running_loop().create_future()
+        """Until something new arrives or ``timeout_s`` passes (for keep-alives). A future per
+        follower and a timer only while idle: the per-token path is one ``set_result``."""
+        loop = asyncio.get_running_loop()
+        waiter = loop.create_future()
+        self._waiters.append(waiter)
+        timer = loop.call_later(timeout_s, _resolve, waiter)
         try:
-            async with asyncio.timeout(timeout_s):
-                await asyncio.shield(self._wake)
-        except TimeoutError:
-            pass
+            await waiter
+        finally:
+            timer.cancel()
+
+
+def _resolve(waiter: asyncio.Future[None]) -> None:
+    if not waiter.done():
+        waiter.set_result(None)
 
 
 FollowItem = list[str] | ReplyFinal | None  # None: nothing new within the keep-alive interval

@@ -18,7 +18,7 @@ from datetime import timedelta
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from omnichat.chats.models import ChatSession, Message, MessageStatus, Role
+from omnichat.chats.models import ChatSession, Message, MessageStatus
 from omnichat.chats.service import ChatService
 from omnichat.db.base import utcnow
 from omnichat.db.engine import Database
@@ -97,10 +97,17 @@ class GenerationService:
         messages = await self._chats.list_messages(db, user_id, session_id)
         return [StoredTurn(m.role, m.content, m.status) for m in messages]
 
-    async def load_history(self, user_id: str, session_id: str) -> list[StoredTurn]:
-        """In a short transaction of its own: nothing is held open during the provider call."""
+    async def load_history(
+        self, user_id: str, session_id: str, *, check_owner: bool = True
+    ) -> list[StoredTurn]:
+        """In a short transaction of its own: nothing is held open during the provider call.
+        Without ``check_owner`` a foreign session reads as empty; callers that skip the check
+        must verify ownership when they write."""
         async with self._database.reader() as db:
-            return await self.session_history(db, user_id, session_id)
+            if check_owner:
+                return await self.session_history(db, user_id, session_id)
+            rows = await self._chats.conversation(db, user_id, session_id)
+        return [StoredTurn(role, content, status) for role, content, status in rows]
 
     # -- one-shot, nothing stored ---------------------------------------------------------------
 
@@ -122,24 +129,19 @@ class GenerationService:
         """Stores the user's message and an empty assistant message (in a new session when
         ``session_id`` is None), then starts the provider call in the background. The caller
         must hold a concurrency slot; the task releases it."""
+        # History is read before the write transaction: on SQLite that one holds the write lock.
+        # add_exchange checks ownership (404) under the write lock.
+        history = (
+            await self.load_history(user_id, session_id, check_owner=False) if session_id else []
+        )
+        prompt = Prompt(prompt_text, history)
+        # Fail before storing anything if the prompt cannot fit the model.
+        self.build_request(ref, prompt)
         async with unit_of_work(self._database.writer) as db:
             if session_id is None:
                 session_id = (await self._chats.create_session(db, user_id)).id
-            history = await self.session_history(db, user_id, session_id)
-            prompt = Prompt(prompt_text, history)
-            # Fail before storing anything if the prompt cannot fit the model.
-            self.build_request(ref, prompt)
-            user_message = await self._chats.add_message(
-                db, user_id, session_id, role=Role.USER, content=prompt_text
-            )
-            reply_message = await self._chats.add_message(
-                db,
-                user_id,
-                session_id,
-                role=Role.ASSISTANT,
-                content="",
-                status=MessageStatus.STREAMING,
-                model=ref.id,
+            user_message, reply_message = await self._chats.add_exchange(
+                db, user_id, session_id, prompt=prompt_text, reply_model=ref.id
             )
         reply = LiveReply(
             message_id=reply_message.id, user_id=user_id, session_id=session_id, model=ref.id

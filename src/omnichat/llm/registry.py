@@ -123,6 +123,12 @@ class ModelRegistry:
             self._adapters[ref.provider] = adapter
         return adapter
 
+    def warm_up(self) -> None:
+        """Build every provider's adapter now: importing an SDK takes seconds of CPU (openai's
+        types alone), which must not land on the first request."""
+        for name in self.providers:
+            self.chat_model(self.providers[name].default)
+
     def context_tokens(self, ref: ModelRef) -> int:
         return self.providers[ref.provider].context_tokens
 

@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import openai
-from openai import AsyncOpenAI
+from openai import AsyncOpenAI, AsyncStream
 
 from omnichat.llm.base import ProviderConfig, stream_cut, translate_error
 from omnichat.llm.types import (
@@ -24,6 +24,10 @@ def openai_messages(request: GenerationRequest) -> list[dict[str, str]]:
     messages = [{"role": "system", "content": request.system}] if request.system else []
     messages.extend({"role": turn.role, "content": turn.content} for turn in request.messages)
     return messages
+
+
+def _usage_of(usage: dict[str, Any]) -> Usage:
+    return Usage(usage.get("prompt_tokens"), usage.get("completion_tokens"))
 
 
 def _usage(usage: Any) -> Usage:
@@ -63,20 +67,31 @@ class OpenAIChatModel:
         )
 
     async def stream(self, request: GenerationRequest) -> AsyncIterator[StreamEvent]:
+        """The SDK's own request, SSE decoding and error handling (status errors, in-stream
+        error events), with chunks left as dicts: building a typed ChatCompletionChunk costs
+        ~250 µs of CPU per token, half of what a whole relayed token costs otherwise."""
         finish_reason: str | None = None
         usage = Usage()
+        body = {**self._params(request), "stream": True, "stream_options": {"include_usage": True}}
         try:
-            stream = await self._client.chat.completions.create(
-                **self._params(request), stream=True, stream_options={"include_usage": True}
+            stream = await self._client.post(
+                "/chat/completions",
+                body=body,
+                cast_to=object,
+                stream=True,
+                stream_cls=AsyncStream[object],
             )
             async for chunk in stream:
-                if chunk.usage is not None:
-                    usage = _usage(chunk.usage)
-                for choice in chunk.choices:
-                    if choice.delta.content:
-                        yield TextDelta(choice.delta.content)
-                    if choice.finish_reason:
-                        finish_reason = choice.finish_reason
+                if not isinstance(chunk, dict):
+                    continue
+                if chunk.get("usage"):
+                    usage = _usage_of(chunk["usage"])
+                for choice in chunk.get("choices") or ():
+                    content = (choice.get("delta") or {}).get("content")
+                    if content:
+                        yield TextDelta(content)
+                    if choice.get("finish_reason"):
+                        finish_reason = choice["finish_reason"]
         except Exception as exc:
             raise translate_error(exc, self.provider) from exc
         if finish_reason is None:
