@@ -42,6 +42,7 @@ def create_app(
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         await to_thread.run_sync(passwords.warm_up)
         container.generation.registry.warm_up()
+        await container.generation.hub.start()
         interrupted = await container.generation.mark_interrupted()
         if interrupted:
             logger.warning("marked interrupted replies", extra={"count": interrupted})

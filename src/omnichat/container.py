@@ -13,6 +13,7 @@ from omnichat.chats.service import ChatService, ContentLimits
 from omnichat.db.engine import Database, create_database
 from omnichat.generation.hub import InProcessHub
 from omnichat.generation.limits import build_limiter
+from omnichat.generation.redis_hub import RedisHub
 from omnichat.generation.service import GenerationOptions, GenerationService
 from omnichat.llm.base import ChatModel, ProviderConfig
 from omnichat.llm.registry import build_registry
@@ -48,7 +49,7 @@ def build_container(
         database=database,
         registry=build_registry(settings, model_factories),
         chats=chats,
-        hub=InProcessHub(),
+        hub=RedisHub(settings.redis_url) if settings.redis_url else InProcessHub(),
         limiter=build_limiter(
             settings.generation_rate_limit, settings.max_concurrent_generations, settings.redis_url
         ),

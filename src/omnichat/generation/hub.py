@@ -79,16 +79,29 @@ def _resolve(waiter: asyncio.Future[None]) -> None:
 FollowItem = list[str] | ReplyFinal | None  # None: nothing new within the keep-alive interval
 
 
+@dataclass(frozen=True)
+class RemoteReply:
+    """A reply another worker is producing (known through Redis)."""
+
+    message_id: str
+    user_id: str
+    session_id: str | None
+    model: str
+
+
+Reply = LiveReply | RemoteReply
+
+
 class StreamHub(Protocol):
     def register(self, reply: LiveReply) -> None: ...
 
-    def get(self, message_id: str, user_id: str) -> LiveReply | None: ...
+    async def find(self, message_id: str, user_id: str) -> Reply | None: ...
 
-    def follow(
-        self, reply: LiveReply, start: int, keepalive_s: float
-    ) -> AsyncIterator[FollowItem]: ...
+    def follow(self, reply: Reply, start: int, keepalive_s: float) -> AsyncIterator[FollowItem]: ...
 
     async def request_stop(self, message_id: str, user_id: str) -> bool: ...
+
+    async def start(self) -> None: ...
 
     async def shutdown(self, grace_s: float) -> None: ...
 
@@ -105,9 +118,16 @@ class InProcessHub:
         reply = self._replies.get(message_id)
         return reply if reply is not None and reply.user_id == user_id else None
 
+    async def find(self, message_id: str, user_id: str) -> Reply | None:
+        return self.get(message_id, user_id)
+
+    async def start(self) -> None:
+        return None
+
     async def follow(
-        self, reply: LiveReply, start: int, keepalive_s: float
+        self, reply: Reply, start: int, keepalive_s: float
     ) -> AsyncIterator[FollowItem]:
+        assert isinstance(reply, LiveReply), "an in-process hub only knows its own replies"
         index = start
         while True:
             if index < len(reply.deltas):

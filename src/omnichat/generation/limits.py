@@ -106,6 +106,5 @@ def build_limiter(rate: str, max_concurrent: int, redis_url: str | None) -> Gene
     storage_url = redis_url.replace("redis://", "async+redis://", 1).replace(
         "rediss://", "async+rediss://", 1
     )
-    return GenerationLimiter(
-        rate, max_concurrent, RedisStorage(storage_url), RedisConcurrency(redis_url)
-    )
+    storage = RedisStorage(storage_url, implementation="redispy", key_prefix="omnichat:limits")
+    return GenerationLimiter(rate, max_concurrent, storage, RedisConcurrency(redis_url))

@@ -28,6 +28,7 @@ from omnichat.llm.types import Usage
 
 router = APIRouter(tags=["generation"])
 REPLY_NOT_FOUND = "Reply not found"
+STOP_WAIT_S = 30.0
 
 
 @router.get("/models", response_model=ModelsResponse)
@@ -78,7 +79,7 @@ async def reattach(
     message_id: str, user: CurrentUser, generation: GenerationDep, settings: SettingsDep
 ) -> StreamingResponse:
     """Re-attach to a running or finished reply: everything sent so far, then what follows."""
-    live = generation.hub.get(message_id, user.id)
+    live = await generation.hub.find(message_id, user.id)
     if live is not None:
         events = reply_events(generation.hub, live, settings.stream_keepalive_s)
     else:
@@ -97,15 +98,17 @@ async def reattach(
 
 
 @router.post("/chat/stop/{message_id}", response_model=StopResponse)
-async def stop(message_id: str, user: CurrentUser, generation: GenerationDep) -> StopResponse:
+async def stop(
+    message_id: str, user: CurrentUser, generation: GenerationDep, settings: SettingsDep
+) -> StopResponse:
     """Stop a running reply; it is stored with what was generated and status ``stopped``."""
-    live = generation.hub.get(message_id, user.id)
+    live = await generation.hub.find(message_id, user.id)
     if live is not None and await generation.hub.request_stop(message_id, user.id):
-        if live.task is not None:
-            await asyncio.shield(live.task)
-        return StopResponse(
-            message_id=message_id, status=live.final.status if live.final else "stopped"
-        )
+        # Wait for the producing worker (this one or another) to store the stopped reply.
+        async with asyncio.timeout(STOP_WAIT_S):
+            async for item in generation.hub.follow(live, 0, settings.stream_keepalive_s):
+                if isinstance(item, ReplyFinal):
+                    return StopResponse(message_id=message_id, status=item.status)
     stored = await generation.stored_message(user.id, message_id)
     if stored is None or stored.role != Role.ASSISTANT.value:
         raise NotFound(REPLY_NOT_FOUND)

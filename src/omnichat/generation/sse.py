@@ -9,7 +9,7 @@ import json
 from collections.abc import AsyncIterator
 from typing import Any
 
-from omnichat.generation.hub import LiveReply, ReplyFinal, StreamHub
+from omnichat.generation.hub import Reply, ReplyFinal, StreamHub
 
 SSE_HEADERS = {
     "Cache-Control": "no-cache",
@@ -50,7 +50,7 @@ def final_payload(message_id: str, final: ReplyFinal) -> dict[str, Any]:
 
 
 async def reply_events(
-    hub: StreamHub, reply: LiveReply, keepalive_s: float, *, start: int = 0
+    hub: StreamHub, reply: Reply, keepalive_s: float, *, start: int = 0
 ) -> AsyncIterator[bytes]:
     yield sse_data(
         {
