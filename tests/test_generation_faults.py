@@ -314,3 +314,33 @@ async def test_rate_and_concurrency_limits(
             assert r.status_code == 429
             assert int(r.headers["retry-after"]) >= 1
             assert "Rate limit" in r.json()["detail"]
+
+
+async def test_session_deleted_mid_reply_does_not_lose_other_replies(
+    llm_client: httpx.AsyncClient, fake_provider: FakeProviderServer, user: TestUser
+) -> None:
+    """Finished replies are stored in batches; one whose session is gone must not fail the rest."""
+    doomed, kept = await _session(llm_client, user), await _session(llm_client, user)
+    fake_provider.script(*[Reply(tokens=TOKENS, interval_s=0.03)] * 2)
+
+    async def run(session_id: str) -> SSETranscript:
+        return await stream_sse(
+            llm_client,
+            "POST",
+            "/chat/stream",
+            json={"session_id": session_id, "prompt": "hi"},
+            headers=user.headers,
+        )
+
+    async def delete_soon() -> int:
+        while len(fake_provider.requests_for("openai")) < 2:  # noqa: ASYNC110 - another thread
+            await asyncio.sleep(0.01)
+        return (await llm_client.delete(f"/sessions/{doomed}", headers=user.headers)).status_code
+
+    first, second, deleted = await asyncio.gather(run(doomed), run(kept), delete_soon())
+    assert deleted == 204
+    assert first.final["status"] == second.final["status"] == "complete"
+    messages = await _messages(llm_client, user, kept)
+    assert messages[-1]["status"] == "complete"
+    assert messages[-1]["content"] == FULL
+    assert (await llm_client.get(f"/sessions/{doomed}", headers=user.headers)).status_code == 404

@@ -18,13 +18,14 @@ from datetime import timedelta
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from omnichat.chats.models import ChatSession, Message, MessageStatus
+from omnichat.chats.models import Message, MessageStatus
 from omnichat.chats.service import ChatService
 from omnichat.db.base import utcnow
 from omnichat.db.engine import Database
 from omnichat.db.unit_of_work import unit_of_work
 from omnichat.generation.hub import LiveReply, ReplyFinal, StreamHub
 from omnichat.generation.limits import GenerationLimiter
+from omnichat.generation.store import FinishedReplyWriter
 from omnichat.llm.context import StoredTurn, clean_history, fit_to_budget
 from omnichat.llm.errors import ProviderError
 from omnichat.llm.registry import ModelRef, ModelRegistry
@@ -70,6 +71,7 @@ class GenerationService:
         self.hub = hub
         self.limiter = limiter
         self._options = options
+        self._finished = FinishedReplyWriter(database)
 
     # -- context ------------------------------------------------------------------------------
 
@@ -184,30 +186,20 @@ class GenerationService:
             await self.limiter.release(reply.user_id)
 
     async def _store_final(self, reply: LiveReply, final: ReplyFinal) -> None:
-        now = utcnow()
+        row = {
+            "id": reply.message_id,
+            "content": reply.text(),
+            "status": final.status,
+            "model": final.model,
+            "finish_reason": final.finish_reason,
+            "input_tokens": final.usage.input_tokens,
+            "output_tokens": final.usage.output_tokens,
+            "error": final.error,
+            "updated_at": utcnow(),
+        }
         for attempt in range(3):
             try:
-                async with unit_of_work(self._database.writer) as db:
-                    await db.execute(
-                        update(Message)
-                        .where(Message.id == reply.message_id)
-                        .values(
-                            content=reply.text(),
-                            status=final.status,
-                            model=final.model,
-                            finish_reason=final.finish_reason,
-                            input_tokens=final.usage.input_tokens,
-                            output_tokens=final.usage.output_tokens,
-                            error=final.error,
-                            updated_at=now,
-                        )
-                    )
-                    if reply.session_id is not None:
-                        await db.execute(
-                            update(ChatSession)
-                            .where(ChatSession.id == reply.session_id)
-                            .values(updated_at=now)
-                        )
+                await self._finished.store(row, reply.session_id)
                 return
             except Exception:
                 logger.exception(
