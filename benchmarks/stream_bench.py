@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import re
@@ -126,6 +127,15 @@ async def sse_request(
     return ttft, events
 
 
+def process_cpu(proc: psutil.Process) -> float:
+    """User + system seconds of the process and its worker processes."""
+    total = sum(proc.cpu_times()[:2])
+    for child in proc.children(recursive=True):
+        with contextlib.suppress(psutil.Error):
+            total += sum(child.cpu_times()[:2])
+    return total
+
+
 async def run_case(
     host: str,
     port: int,
@@ -151,11 +161,11 @@ async def run_case(
             except Exception:
                 totals["errors"] += 1
 
-    cpu_before = sum(server.cpu_times()[:2])
+    cpu_before = process_cpu(server)
     started = time.perf_counter()
     await asyncio.gather(*(worker() for _ in range(concurrency)))
     wall = time.perf_counter() - started
-    cpu = sum(server.cpu_times()[:2]) - cpu_before
+    cpu = process_cpu(server) - cpu_before
     return Result(ttfts, totals["events"], wall, cpu, totals["errors"])
 
 
@@ -177,7 +187,7 @@ async def prepare_users(base: str, count: int) -> list[tuple[dict[str, str], str
     return out
 
 
-async def main(tokens: int, interval_ms: float, requests: int) -> None:
+async def main(tokens: int, interval_ms: float, requests: int, workers: int) -> None:
     fake_port, app_port = free_port(), free_port()
     python = sys.executable
     fake_args = [
@@ -203,6 +213,15 @@ async def main(tokens: int, interval_ms: float, requests: int) -> None:
             "OMNICHAT_MAX_CONCURRENT_GENERATIONS": "1000",
         }
         app_args = [python, "-m", "omnichat", "serve", "--port", str(app_port)]
+        redis = None
+        if workers > 1:
+            redis_port = free_port()
+            redis = subprocess.Popen(
+                ["redis-server", "--port", str(redis_port), "--save", "", "--appendonly", "no"],
+                stdout=subprocess.DEVNULL,
+            )
+            env["OMNICHAT_REDIS_URL"] = f"redis://127.0.0.1:{redis_port}/0"
+            app_args += ["--workers", str(workers)]
         with (
             process(fake_args, env, f"http://127.0.0.1:{fake_port}/v1/models") as fake,
             process(app_args, env, f"http://127.0.0.1:{app_port}/healthz") as app,
@@ -244,7 +263,12 @@ async def main(tokens: int, interval_ms: float, requests: int) -> None:
                 through = await run_case(
                     "127.0.0.1", app_port, "/chat/stream", bodies, headers, concurrency, app
                 )
-                rows.append(through.row("through OmniChat /chat/stream", concurrency))
+                label = "through OmniChat /chat/stream"
+                if workers > 1:
+                    label += f" ({workers} workers + Redis)"
+                rows.append(through.row(label, concurrency))
+        if redis is not None:
+            redis.terminate()
     print(
         f"fake provider: {tokens} tokens at {interval_ms} ms; {requests} requests at c=100, "
         f"{min(requests, 20)} at c=1; {os.cpu_count()} cores"
@@ -260,5 +284,8 @@ if __name__ == "__main__":
     parser.add_argument("--tokens", type=int, default=50)
     parser.add_argument("--interval-ms", type=float, default=10.0)
     parser.add_argument("--requests", type=int, default=300)
+    parser.add_argument("--workers", type=int, default=1, help="OmniChat workers (>1 adds Redis)")
     arguments = parser.parse_args()
-    asyncio.run(main(arguments.tokens, arguments.interval_ms, arguments.requests))
+    asyncio.run(
+        main(arguments.tokens, arguments.interval_ms, arguments.requests, arguments.workers)
+    )

@@ -7,6 +7,7 @@ import asyncio
 import logging
 import sys
 from collections.abc import Sequence
+from typing import Any
 
 from omnichat.db.engine import create_engine_from_url
 from omnichat.db.migrate import upgrade_to_head
@@ -24,22 +25,31 @@ async def migrate(settings: Settings) -> None:
         await engine.dispose()
 
 
-def _serve(settings: Settings, host: str, port: int) -> None:
+def _serve(settings: Settings, host: str, port: int, workers: int) -> None:
     import uvicorn
 
     from omnichat.app import create_app
 
+    if workers > 1 and not settings.redis_url:
+        sys.exit(
+            "omnichat: --workers above 1 needs OMNICHAT_REDIS_URL: live replies (stop, "
+            "re-attach) and per-user limits are shared between workers through Redis"
+        )
     asyncio.run(migrate(settings))
     logger.info("migrations applied", extra={"database": _redacted(settings)})
-    uvicorn.run(
-        create_app(settings),
-        host=host,
-        port=port,
-        log_config=None,
-        access_log=False,  # our middleware writes the JSON access log
-        proxy_headers=True,
-        timeout_graceful_shutdown=30,
-    )
+    options: dict[str, Any] = {
+        "host": host,
+        "port": port,
+        "log_config": None,
+        "access_log": False,  # our middleware writes the JSON access log
+        "proxy_headers": True,
+        "timeout_graceful_shutdown": 30,
+    }
+    if workers > 1:
+        # Each worker process builds its own app (and reads the same environment).
+        uvicorn.run("omnichat.app:create_app", factory=True, workers=workers, **options)
+    else:
+        uvicorn.run(create_app(settings), **options)
 
 
 def _redacted(settings: Settings) -> str:
@@ -54,6 +64,9 @@ def build_parser() -> argparse.ArgumentParser:
     serve = commands.add_parser("serve", help="apply migrations and run the HTTP server")
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument(
+        "--workers", type=int, default=1, help="worker processes (above 1 needs OMNICHAT_REDIS_URL)"
+    )
     commands.add_parser("migrate", help="apply database migrations and exit")
     return parser
 
@@ -69,4 +82,4 @@ def main(argv: Sequence[str] | None = None) -> None:
         asyncio.run(migrate(settings))
         logger.info("migrations applied", extra={"database": _redacted(settings)})
     elif args.command == "serve":
-        _serve(settings, args.host, args.port)
+        _serve(settings, args.host, args.port, args.workers)
