@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -67,3 +69,38 @@ async def stream_sse(
         assert response.headers["content-type"].startswith("text/event-stream")
         await read_events(response, transcript)
     return transcript
+
+
+@dataclass
+class LiveStream:
+    """A ``/chat/stream`` response still open, read up to some point."""
+
+    response: httpx.Response
+    transcript: SSETranscript
+
+    @property
+    def message_id(self) -> str:
+        return str(self.transcript.first["message_id"])
+
+    async def finish(self) -> SSETranscript:
+        return await read_events(self.response, self.transcript)
+
+
+@asynccontextmanager
+async def open_chat_stream(
+    client: httpx.AsyncClient, headers: dict[str, str], *, read_deltas: int, **body: Any
+) -> AsyncIterator[LiveStream]:
+    """POST /chat/stream with ``body``, read ``read_deltas`` tokens, hand over the open stream."""
+    async with client.stream("POST", "/chat/stream", json=body, headers=headers) as response:
+        assert response.status_code == 200, await response.aread()
+        live = LiveStream(response, SSETranscript())
+        await read_events(response, live.transcript, stop_after_deltas=read_deltas)
+        yield live
+
+
+async def assert_unreachable(client: httpx.AsyncClient, message_id: str, intruder: Any) -> None:
+    """Another user can neither re-attach to nor stop the reply: 404, as for a missing one."""
+    r = await client.get(f"/chat/stream/{message_id}", headers=intruder.headers)
+    assert r.status_code == 404
+    r = await client.post(f"/chat/stop/{message_id}", headers=intruder.headers)
+    assert r.status_code == 404

@@ -12,7 +12,7 @@ from omnichat.app import create_app
 from omnichat.settings import Settings
 from tests.conftest import FAKE_KEYS, LLM_TEST_SETTINGS, TestUser, UserFactory, provider_settings
 from tests.fakes import CutAfter, Fail, FakeProviderServer, Hang, Reply
-from tests.sse import SSETranscript, read_events, stream_sse
+from tests.sse import SSETranscript, assert_unreachable, open_chat_stream, stream_sse
 from tests.test_generation import _messages, _session, wait_for_status
 
 TOKENS = [f" t{i}" for i in range(12)]
@@ -156,13 +156,10 @@ async def test_client_disconnect_reply_still_completes(
 ) -> None:
     session_id = await _session(llm_client, user)
     fake_provider.script(Reply(tokens=TOKENS, interval_s=0.05))
-    async with llm_client.stream(
-        "POST",
-        "/chat/stream",
-        json={"session_id": session_id, "prompt": "hi", "provider": "openai"},
-        headers=user.headers,
-    ) as response:
-        await read_events(response, SSETranscript(), stop_after_deltas=2)
+    async with open_chat_stream(
+        llm_client, user.headers, read_deltas=2, session_id=session_id, prompt="hi"
+    ):
+        pass
     # The client is gone; the reply goes on and is stored whole.
     messages = await wait_for_status(llm_client, user, session_id, "complete")
     assert messages[-1]["content"] == FULL
@@ -173,19 +170,19 @@ async def test_stop_stores_partial_reply(
 ) -> None:
     session_id = await _session(llm_client, user)
     fake_provider.script(Reply(tokens=TOKENS * 4, interval_s=0.05))
-    transcript = SSETranscript()
-    async with llm_client.stream(
-        "POST",
-        "/chat/stream",
-        json={"session_id": session_id, "prompt": "hi", "provider": "gemini"},
-        headers=user.headers,
-    ) as response:
-        await read_events(response, transcript, stop_after_deltas=3)
-        message_id = transcript.first["message_id"]
+    async with open_chat_stream(
+        llm_client,
+        user.headers,
+        read_deltas=3,
+        session_id=session_id,
+        prompt="hi",
+        provider="gemini",
+    ) as live:
+        message_id = live.message_id
         r = await llm_client.post(f"/chat/stop/{message_id}", headers=user.headers)
         assert r.status_code == 200
         assert r.json() == {"message_id": message_id, "status": "stopped"}
-        await read_events(response, transcript)
+        transcript = await live.finish()
     assert transcript.final["status"] == "stopped"
     messages = await _messages(llm_client, user, session_id)
     stored = messages[-1]
@@ -202,15 +199,10 @@ async def test_reattach_replays_running_and_finished_replies(
 ) -> None:
     session_id = await _session(llm_client, user)
     fake_provider.script(Reply(tokens=TOKENS, interval_s=0.05))
-    first = SSETranscript()
-    async with llm_client.stream(
-        "POST",
-        "/chat/stream",
-        json={"session_id": session_id, "prompt": "hi", "provider": "openai"},
-        headers=user.headers,
-    ) as response:
-        await read_events(response, first, stop_after_deltas=2)
-    message_id = first.first["message_id"]
+    async with open_chat_stream(
+        llm_client, user.headers, read_deltas=2, session_id=session_id, prompt="hi"
+    ) as live:
+        message_id = live.message_id
     # Re-attach while it runs: everything from the start, then the rest live.
     replay = await stream_sse(llm_client, "GET", f"/chat/stream/{message_id}", headers=user.headers)
     assert replay.text == FULL
@@ -247,22 +239,11 @@ async def test_other_users_cannot_touch_a_reply(
     assert r.status_code == 404
 
     fake_provider.script(Reply(tokens=TOKENS, interval_s=0.05))
-    transcript = SSETranscript()
-    async with llm_client.stream(
-        "POST",
-        "/chat/stream",
-        json={"session_id": session_id, "prompt": "hi"},
-        headers=user.headers,
-    ) as response:
-        await read_events(response, transcript, stop_after_deltas=1)
-        message_id = transcript.first["message_id"]
-        assert (
-            await llm_client.post(f"/chat/stop/{message_id}", headers=intruder.headers)
-        ).status_code == 404
-        assert (
-            await llm_client.get(f"/chat/stream/{message_id}", headers=intruder.headers)
-        ).status_code == 404
-        await read_events(response, transcript)
+    async with open_chat_stream(
+        llm_client, user.headers, read_deltas=1, session_id=session_id, prompt="hi"
+    ) as live:
+        await assert_unreachable(llm_client, live.message_id, intruder)
+        transcript = await live.finish()
     assert transcript.final["status"] == "complete"
     messages = await _messages(llm_client, user, session_id)
     assert [m["content"] for m in messages] == ["hi", FULL]

@@ -14,7 +14,7 @@ from omnichat.app import create_app
 from omnichat.settings import Settings
 from tests.conftest import PASSWORD, TestUser, ThreadedServer, unique_email
 from tests.fakes import FakeProviderServer, Reply
-from tests.sse import SSETranscript, read_events, stream_sse
+from tests.sse import assert_unreachable, open_chat_stream, stream_sse
 from tests.test_generation import _messages, _session
 
 TOKENS = [f" w{i}" for i in range(20)]
@@ -62,33 +62,22 @@ async def test_reattach_and_stop_from_another_worker(
     session_id = await _session(b, user)
 
     fake_provider.script(Reply(tokens=TOKENS, interval_s=0.03))
-    started = SSETranscript()
-    async with a.stream(
-        "POST",
-        "/chat/stream",
-        json={"session_id": session_id, "prompt": "hi"},
-        headers=user.headers,
-    ) as response:
-        await read_events(response, started, stop_after_deltas=2)
-    message_id = started.first["message_id"]
+    async with open_chat_stream(
+        a, user.headers, read_deltas=2, session_id=session_id, prompt="hi"
+    ) as started:
+        message_id = started.message_id
     replay = await stream_sse(b, "GET", f"/chat/stream/{message_id}", headers=user.headers)
     assert replay.text == "".join(TOKENS)
     assert replay.final["status"] == "complete"
 
     fake_provider.script(Reply(tokens=TOKENS * 5, interval_s=0.03))
-    running = SSETranscript()
-    async with a.stream(
-        "POST",
-        "/chat/stream",
-        json={"session_id": session_id, "prompt": "again"},
-        headers=user.headers,
-    ) as response:
-        await read_events(response, running, stop_after_deltas=3)
-        message_id = running.first["message_id"]
-        r = await b.post(f"/chat/stop/{message_id}", headers=user.headers)
+    async with open_chat_stream(
+        a, user.headers, read_deltas=3, session_id=session_id, prompt="again"
+    ) as live:
+        r = await b.post(f"/chat/stop/{live.message_id}", headers=user.headers)
         assert r.status_code == 200, r.text
         assert r.json()["status"] == "stopped"
-        await read_events(response, running)
+        running = await live.finish()
     assert running.final["status"] == "stopped"
     stored = (await _messages(b, user, session_id))[-1]
     assert stored["status"] == "stopped"
@@ -102,22 +91,11 @@ async def test_other_user_cannot_reach_a_remote_reply(
     owner, intruder = await _user(a), await _user(b)
     session_id = await _session(a, owner)
     fake_provider.script(Reply(tokens=TOKENS, interval_s=0.03))
-    transcript = SSETranscript()
-    async with a.stream(
-        "POST",
-        "/chat/stream",
-        json={"session_id": session_id, "prompt": "hi"},
-        headers=owner.headers,
-    ) as response:
-        await read_events(response, transcript, stop_after_deltas=1)
-        message_id = transcript.first["message_id"]
-        assert (
-            await b.get(f"/chat/stream/{message_id}", headers=intruder.headers)
-        ).status_code == 404
-        assert (
-            await b.post(f"/chat/stop/{message_id}", headers=intruder.headers)
-        ).status_code == 404
-        await read_events(response, transcript)
+    async with open_chat_stream(
+        a, owner.headers, read_deltas=1, session_id=session_id, prompt="hi"
+    ) as live:
+        await assert_unreachable(b, live.message_id, intruder)
+        transcript = await live.finish()
     assert transcript.final["status"] == "complete"
 
 
