@@ -25,6 +25,12 @@ class GenerationRequest:
     max_tokens: int | None = None
     temperature: float | None = None
 
+    def sampling(self) -> dict[str, int | float]:
+        """``max_tokens`` and ``temperature`` where set (the names OpenAI, Anthropic and Cohere
+        share)."""
+        given = {"max_tokens": self.max_tokens, "temperature": self.temperature}
+        return {key: value for key, value in given.items() if value is not None}
+
 
 @dataclass(frozen=True, slots=True)
 class Usage:

@@ -36,13 +36,12 @@ class AnthropicChatModel:
     def _params(self, request: GenerationRequest) -> dict[str, Any]:
         params: dict[str, Any] = {
             "model": request.model,
-            "max_tokens": request.max_tokens or DEFAULT_MAX_TOKENS,
+            "max_tokens": DEFAULT_MAX_TOKENS,
             "messages": [{"role": t.role, "content": t.content} for t in request.messages],
+            **request.sampling(),
         }
         if request.system:
             params["system"] = request.system
-        if request.temperature is not None:
-            params["temperature"] = request.temperature
         return params
 
     async def generate(self, request: GenerationRequest) -> Completion:

@@ -48,16 +48,12 @@ class CohereChatModel:
         if request.system:
             messages.append({"role": "system", "content": request.system})
         messages.extend({"role": t.role, "content": t.content} for t in request.messages)
-        arguments: dict[str, Any] = {
+        return {
             "model": request.model,
             "messages": messages,
             "request_options": _NO_RETRIES,
+            **request.sampling(),
         }
-        if request.max_tokens is not None:
-            arguments["max_tokens"] = request.max_tokens
-        if request.temperature is not None:
-            arguments["temperature"] = request.temperature
-        return arguments
 
     async def generate(self, request: GenerationRequest) -> Completion:
         try:

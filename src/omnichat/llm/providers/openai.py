@@ -47,12 +47,7 @@ class OpenAIChatModel:
         )
 
     def _params(self, request: GenerationRequest) -> dict[str, Any]:
-        params: dict[str, Any] = {"model": request.model, "messages": openai_messages(request)}
-        if request.max_tokens is not None:
-            params["max_tokens"] = request.max_tokens
-        if request.temperature is not None:
-            params["temperature"] = request.temperature
-        return params
+        return {"model": request.model, "messages": openai_messages(request), **request.sampling()}
 
     async def generate(self, request: GenerationRequest) -> Completion:
         try:
