@@ -27,7 +27,6 @@ from omnichat.ops.routes import router as ops_router
 from omnichat.settings import Settings
 
 logger = logging.getLogger("omnichat.app")
-SHUTDOWN_GRACE_S = 20.0
 
 
 def create_app(
@@ -50,7 +49,7 @@ def create_app(
             yield
         finally:
             # In-flight replies finish (or are stopped and stored) before the database closes.
-            await container.generation.hub.shutdown(SHUTDOWN_GRACE_S)
+            await container.generation.hub.shutdown(settings.shutdown_grace_s)
             await container.database.dispose()
 
     app = FastAPI(

@@ -112,6 +112,8 @@ class Settings(BaseSettings):
     llm_retry_max_delay_s: Annotated[float, Field(ge=0)] = 8.0
     llm_max_retry_after_s: Annotated[float, Field(ge=0)] = 30.0
     stream_keepalive_s: Annotated[float, Field(gt=0)] = 15.0
+    # On shutdown, running replies get this long to finish before they are stopped and stored.
+    shutdown_grace_s: Annotated[float, Field(ge=0)] = 20.0
 
     # -- limits on generation, per user ----------------------------------------------------------
     redis_url: str | None = None

@@ -36,6 +36,8 @@ class LiveReply:
     deltas: list[str] = field(default_factory=list)
     final: ReplyFinal | None = None
     stop_requested: bool = False
+    # Set once the provider call is over and the reply is being stored: too late to stop.
+    storing: bool = False
     finished_at: float | None = None
     _waiters: list[asyncio.Future[None]] = field(default_factory=list)
     task: asyncio.Task[None] | None = None
@@ -144,7 +146,7 @@ class InProcessHub:
 
     async def request_stop(self, message_id: str, user_id: str) -> bool:
         reply = self.get(message_id, user_id)
-        if reply is None or reply.final is not None:
+        if reply is None or reply.final is not None or reply.storing:
             return False
         reply.stop_requested = True
         if reply.task is not None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 
 from fastapi import APIRouter
 from fastapi.responses import StreamingResponse
@@ -103,12 +104,15 @@ async def stop(
 ) -> StopResponse:
     """Stop a running reply; it is stored with what was generated and status ``stopped``."""
     live = await generation.hub.find(message_id, user.id)
-    if live is not None and await generation.hub.request_stop(message_id, user.id):
-        # Wait for the producing worker (this one or another) to store the stopped reply.
-        async with asyncio.timeout(STOP_WAIT_S):
-            async for item in generation.hub.follow(live, 0, settings.stream_keepalive_s):
-                if isinstance(item, ReplyFinal):
-                    return StopResponse(message_id=message_id, status=item.status)
+    if live is not None:
+        await generation.hub.request_stop(message_id, user.id)
+        # Stopped, or finishing on its own meanwhile: answer once the producing worker (this one
+        # or another) has stored it, with the status it was stored with.
+        with contextlib.suppress(TimeoutError):  # then report what is stored
+            async with asyncio.timeout(STOP_WAIT_S):
+                async for item in generation.hub.follow(live, 0, settings.stream_keepalive_s):
+                    if isinstance(item, ReplyFinal):
+                        return StopResponse(message_id=message_id, status=item.status)
     stored = await generation.stored_message(user.id, message_id)
     if stored is None or stored.role != Role.ASSISTANT.value:
         raise NotFound(REPLY_NOT_FOUND)

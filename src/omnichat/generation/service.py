@@ -179,6 +179,7 @@ class GenerationService:
         except Exception:
             logger.exception("generation failed", extra={"message_id": reply.message_id})
             final = ReplyFinal("error", stream.model.id, "error", error="Internal error")
+        reply.storing = True
         try:
             await self._store_final(reply, final)
         finally:

@@ -1,0 +1,102 @@
+"""Replies across the server's lifetime: graceful shutdown and recovery after a crash."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+
+from asgi_lifespan import LifespanManager
+from sqlalchemy import select, update
+
+from omnichat.app import container_of, create_app
+from omnichat.auth.models import User
+from omnichat.chats.models import Message
+from omnichat.container import Container
+from omnichat.db.base import utcnow
+from omnichat.db.unit_of_work import unit_of_work
+from omnichat.generation.service import INTERRUPTED
+from omnichat.llm.registry import ModelRef
+from omnichat.settings import Settings
+from tests.conftest import unique_email
+from tests.fakes import FakeProviderServer, Reply
+
+
+async def _user_and_session(container: Container) -> tuple[str, str]:
+    async with unit_of_work(container.database.writer) as db:
+        user = User(email=unique_email("life"), password_hash="not-a-login")
+        db.add(user)
+        await db.flush()
+        session = await container.chats.create_session(db, user.id, "lifecycle")
+        return user.id, session.id
+
+
+async def _stored(container: Container, message_id: str) -> Message:
+    async with container.database.reader() as db:
+        return (await db.execute(select(Message).where(Message.id == message_id))).scalar_one()
+
+
+async def test_shutdown_lets_running_replies_finish(
+    llm_settings: Settings, fake_provider: FakeProviderServer
+) -> None:
+    app = create_app(llm_settings.model_copy(update={"shutdown_grace_s": 10.0}))
+    container = container_of(app)
+    tokens = [f" s{i}" for i in range(10)]
+    fake_provider.script(Reply(tokens=tokens, interval_s=0.05))
+    async with LifespanManager(app):
+        user_id, session_id = await _user_and_session(container)
+        await container.generation.limiter.acquire(user_id)
+        reply, _ = await container.generation.start_stored_reply(
+            user_id, session_id, "hello", ModelRef("openai", "gpt-5.4-mini")
+        )
+    # The lifespan ended while the reply was running: it was allowed to finish and stored.
+    fresh = create_app(llm_settings)
+    async with LifespanManager(fresh):
+        stored = await _stored(container_of(fresh), reply.message_id)
+    assert stored.status == "complete"
+    assert stored.content == "".join(tokens)
+
+
+async def test_shutdown_stops_and_stores_replies_that_overrun_the_grace(
+    llm_settings: Settings, fake_provider: FakeProviderServer
+) -> None:
+    app = create_app(llm_settings.model_copy(update={"shutdown_grace_s": 0.3}))
+    container = container_of(app)
+    fake_provider.script(Reply(tokens=[f" t{i}" for i in range(200)], interval_s=0.05))
+    async with LifespanManager(app):
+        user_id, session_id = await _user_and_session(container)
+        await container.generation.limiter.acquire(user_id)
+        reply, _ = await container.generation.start_stored_reply(
+            user_id, session_id, "hello", ModelRef("openai", "gpt-5.4-mini")
+        )
+    fresh = create_app(llm_settings)
+    async with LifespanManager(fresh):
+        stored = await _stored(container_of(fresh), reply.message_id)
+    assert stored.status == "error"
+    assert stored.error == "The server stopped while replying"
+    assert 0 < len(stored.content) < len("".join(f" t{i}" for i in range(200)))
+
+
+async def test_replies_left_streaming_by_a_dead_process_are_marked_on_start(
+    settings: Settings, app: object, tmp_path: Path
+) -> None:
+    container = container_of(app)  # type: ignore[arg-type]
+    user_id, session_id = await _user_and_session(container)
+    async with unit_of_work(container.database.writer) as db:
+        _, orphan = await container.chats.add_exchange(
+            db, user_id, session_id, prompt="q1", reply_model="openai:x"
+        )
+        _, recent = await container.chats.add_exchange(
+            db, user_id, session_id, prompt="q2", reply_model="openai:x"
+        )
+        await db.execute(
+            update(Message)
+            .where(Message.id == orphan.id)
+            .values(updated_at=utcnow() - timedelta(hours=2))
+        )
+    restarted = create_app(settings)
+    async with LifespanManager(restarted):
+        pass
+    assert (await _stored(container, orphan.id)).status == "error"
+    assert (await _stored(container, orphan.id)).error == INTERRUPTED
+    # A recent one may belong to a live worker: left alone.
+    assert (await _stored(container, recent.id)).status == "streaming"
