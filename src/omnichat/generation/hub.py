@@ -15,7 +15,8 @@ from typing import Protocol
 
 from omnichat.llm.types import Usage
 
-FINISHED_REPLY_TTL_S = 300.0
+# Finished replies stay only for followers still reading them; later re-attaches read the database.
+FINISHED_REPLY_TTL_S = 30.0
 
 
 @dataclass(frozen=True)
