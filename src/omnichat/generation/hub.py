@@ -1,8 +1,9 @@
 """Live replies: what a running (or just finished) generation has produced, for the request
 that started it, for clients re-attaching later, and for stop requests.
 
-The in-process hub keeps a list of deltas per reply and wakes followers with one shared future
-per reply, so a token costs an append and a ``set_result`` whatever the number of followers.
+The in-process hub keeps a list of deltas per reply and wakes each waiting follower through its
+own future, so a token costs an append and one ``set_result`` per follower; timers exist only
+while a follower idles (for keep-alives).
 """
 
 from __future__ import annotations
