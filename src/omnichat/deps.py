@@ -1,8 +1,12 @@
-"""Request dependencies, as ``Annotated`` aliases routers use directly."""
+"""Request dependencies, as ``Annotated`` aliases routers use directly.
+
+Every dependency is ``async def``, even the trivial ones: FastAPI runs a plain ``def``
+dependency in a worker thread, a thread hop per request per dependency."""
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import Depends, Query, Request
@@ -20,7 +24,7 @@ from omnichat.generation.service import GenerationService
 from omnichat.settings import Settings
 
 
-def get_container(request: Request) -> Container:
+async def get_container(request: Request) -> Container:
     container: Container = request.app.state.container
     return container
 
@@ -28,23 +32,23 @@ def get_container(request: Request) -> Container:
 ContainerDep = Annotated[Container, Depends(get_container)]
 
 
-def get_settings(container: ContainerDep) -> Settings:
+async def get_settings(container: ContainerDep) -> Settings:
     return container.settings
 
 
-def get_auth_service(container: ContainerDep) -> AuthService:
+async def get_auth_service(container: ContainerDep) -> AuthService:
     return container.auth
 
 
-def get_chat_service(container: ContainerDep) -> ChatService:
+async def get_chat_service(container: ContainerDep) -> ChatService:
     return container.chats
 
 
-def get_generation_service(container: ContainerDep) -> GenerationService:
+async def get_generation_service(container: ContainerDep) -> GenerationService:
     return container.generation
 
 
-def get_api_key_service(container: ContainerDep) -> ApiKeyService:
+async def get_api_key_service(container: ContainerDep) -> ApiKeyService:
     return container.api_keys
 
 
@@ -55,20 +59,22 @@ AuthServiceDep = Annotated[AuthService, Depends(get_auth_service)]
 ChatServiceDep = Annotated[ChatService, Depends(get_chat_service)]
 
 
+@dataclass(frozen=True)
 class Page:
+    limit: int
+    offset: int
+
+
+async def get_page(
+    settings: SettingsDep,
+    limit: Annotated[int | None, Query(ge=1, description="Page size")] = None,
+    offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
+) -> Page:
     """``limit``/``offset`` query parameters, capped by ``OMNICHAT_MAX_PAGE_SIZE``."""
-
-    def __init__(
-        self,
-        settings: SettingsDep,
-        limit: Annotated[int | None, Query(ge=1, description="Page size")] = None,
-        offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
-    ) -> None:
-        self.limit = min(limit or settings.max_page_size, settings.max_page_size)
-        self.offset = offset
+    return Page(min(limit or settings.max_page_size, settings.max_page_size), offset)
 
 
-PageDep = Annotated[Page, Depends()]
+PageDep = Annotated[Page, Depends(get_page)]
 
 
 async def _read_session(container: ContainerDep) -> AsyncIterator[AsyncSession]:

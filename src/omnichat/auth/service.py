@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import NoReturn
 
-from sqlalchemy import and_, exists, select, update
+from sqlalchemy import and_, bindparam, exists, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -51,6 +51,22 @@ def normalize_email(email: str) -> str:
 
 def default_username(email: str) -> str:
     return email.split("@", 1)[0][:100]
+
+
+# Built once: this runs on every authenticated request, and building the clause costs more
+# than SQLite takes to answer it.
+_USER_WITH_LIVE_FAMILY = select(User).where(
+    User.id == bindparam("user_id"),
+    User.token_version == bindparam("token_version"),
+    exists().where(
+        and_(
+            TokenFamily.id == bindparam("family_id"),
+            TokenFamily.user_id == User.id,
+            TokenFamily.revoked_at.is_(None),
+            TokenFamily.expires_at > bindparam("now"),
+        )
+    ),
+)
 
 
 class AuthService:
@@ -193,23 +209,13 @@ class AuthService:
         return await self.user_for_claims(db, claims)
 
     async def user_for_claims(self, db: AsyncSession, claims: AccessClaims) -> User:
-        live_family = exists().where(
-            and_(
-                TokenFamily.id == claims.family_id,
-                TokenFamily.user_id == User.id,
-                TokenFamily.revoked_at.is_(None),
-                TokenFamily.expires_at > utcnow(),
-            )
-        )
-        user = (
-            await db.execute(
-                select(User).where(
-                    User.id == claims.user_id,
-                    User.token_version == claims.token_version,
-                    live_family,
-                )
-            )
-        ).scalar_one_or_none()
+        parameters = {
+            "user_id": claims.user_id,
+            "token_version": claims.token_version,
+            "family_id": claims.family_id,
+            "now": utcnow(),
+        }
+        user = (await db.execute(_USER_WITH_LIVE_FAMILY, parameters)).scalar_one_or_none()
         if user is None:
             raise Unauthorized()
         return user

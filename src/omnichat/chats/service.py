@@ -6,11 +6,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import timedelta
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import String, bindparam, delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from omnichat.chats.models import ChatSession, Message, MessageStatus, Role
-from omnichat.db.base import utcnow
+from omnichat.db.base import UTCDateTime, utcnow
 from omnichat.errors import InvalidInput, NotFound
 
 SESSION_NOT_FOUND = "Session not found"
@@ -32,6 +32,23 @@ def title_from_message(content: str, max_chars: int = AUTO_TITLE_CHARS) -> str |
         return words
     cut = words[:max_chars].rsplit(" ", 1)[0] or words[:max_chars]
     return cut + "…"
+
+
+# The statements every generation runs, built once (building them costs more than running them).
+_CONVERSATION = (
+    select(Message.role, Message.content, Message.status)
+    .where(Message.session_id == bindparam("session_id"), Message.user_id == bindparam("user_id"))
+    .order_by(Message.created_at, Message.id)
+)
+_BUMP_AND_TITLE = (
+    update(ChatSession)
+    .where(ChatSession.id == bindparam("b_session"), ChatSession.user_id == bindparam("b_owner"))
+    .values(
+        updated_at=bindparam("b_now", type_=UTCDateTime()),
+        title=func.coalesce(ChatSession.title, bindparam("b_title", type_=String())),
+    )
+    .execution_options(synchronize_session=False)
+)
 
 
 class ChatService:
@@ -118,11 +135,7 @@ class ChatService:
     ) -> list[tuple[str, str, str]]:
         """(role, content, status) of the caller's messages in a session, oldest first, in one
         light query and without the existence check (an empty list for a foreign session)."""
-        rows = await db.execute(
-            select(Message.role, Message.content, Message.status)
-            .where(Message.session_id == session_id, Message.user_id == user_id)
-            .order_by(Message.created_at, Message.id)
-        )
+        rows = await db.execute(_CONVERSATION, {"session_id": session_id, "user_id": user_id})
         return [(role, content, status) for role, content, status in rows]
 
     async def add_message(
@@ -164,13 +177,13 @@ class ChatService:
         self._check_length(prompt)
         now = utcnow()
         bumped = await db.execute(
-            update(ChatSession)
-            .where(ChatSession.id == session_id, ChatSession.user_id == user_id)
-            .values(
-                updated_at=now,
-                title=func.coalesce(ChatSession.title, title_from_message(prompt)),
-            )
-            .execution_options(synchronize_session=False)
+            _BUMP_AND_TITLE,
+            {
+                "b_session": session_id,
+                "b_owner": user_id,
+                "b_now": now,
+                "b_title": title_from_message(prompt),
+            },
         )
         if bumped.rowcount != 1:  # type: ignore[attr-defined]
             raise NotFound(SESSION_NOT_FOUND)
