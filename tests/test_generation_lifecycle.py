@@ -35,23 +35,28 @@ async def _stored(container: Container, message_id: str) -> Message:
         return (await db.execute(select(Message).where(Message.id == message_id))).scalar_one()
 
 
-async def test_shutdown_lets_running_replies_finish(
-    llm_settings: Settings, fake_provider: FakeProviderServer
-) -> None:
-    app = create_app(llm_settings.model_copy(update={"shutdown_grace_s": 10.0}))
+async def _reply_across_shutdown(settings: Settings, grace_s: float) -> Message:
+    """Starts a stored reply, ends the app's lifespan while it runs, and returns what a freshly
+    started app finds in the database."""
+    app = create_app(settings.model_copy(update={"shutdown_grace_s": grace_s}))
     container = container_of(app)
-    tokens = [f" s{i}" for i in range(10)]
-    fake_provider.script(Reply(tokens=tokens, interval_s=0.05))
     async with LifespanManager(app):
         user_id, session_id = await _user_and_session(container)
         await container.generation.limiter.acquire(user_id)
         reply, _ = await container.generation.start_stored_reply(
             user_id, session_id, "hello", ModelRef("openai", "gpt-5.4-mini")
         )
-    # The lifespan ended while the reply was running: it was allowed to finish and stored.
-    fresh = create_app(llm_settings)
+    fresh = create_app(settings)
     async with LifespanManager(fresh):
-        stored = await _stored(container_of(fresh), reply.message_id)
+        return await _stored(container_of(fresh), reply.message_id)
+
+
+async def test_shutdown_lets_running_replies_finish(
+    llm_settings: Settings, fake_provider: FakeProviderServer
+) -> None:
+    tokens = [f" s{i}" for i in range(10)]
+    fake_provider.script(Reply(tokens=tokens, interval_s=0.05))
+    stored = await _reply_across_shutdown(llm_settings, grace_s=10.0)
     assert stored.status == "complete"
     assert stored.content == "".join(tokens)
 
@@ -59,21 +64,12 @@ async def test_shutdown_lets_running_replies_finish(
 async def test_shutdown_stops_and_stores_replies_that_overrun_the_grace(
     llm_settings: Settings, fake_provider: FakeProviderServer
 ) -> None:
-    app = create_app(llm_settings.model_copy(update={"shutdown_grace_s": 0.3}))
-    container = container_of(app)
-    fake_provider.script(Reply(tokens=[f" t{i}" for i in range(200)], interval_s=0.05))
-    async with LifespanManager(app):
-        user_id, session_id = await _user_and_session(container)
-        await container.generation.limiter.acquire(user_id)
-        reply, _ = await container.generation.start_stored_reply(
-            user_id, session_id, "hello", ModelRef("openai", "gpt-5.4-mini")
-        )
-    fresh = create_app(llm_settings)
-    async with LifespanManager(fresh):
-        stored = await _stored(container_of(fresh), reply.message_id)
+    tokens = [f" t{i}" for i in range(200)]
+    fake_provider.script(Reply(tokens=tokens, interval_s=0.05))
+    stored = await _reply_across_shutdown(llm_settings, grace_s=0.3)
     assert stored.status == "error"
     assert stored.error == "The server stopped while replying"
-    assert 0 < len(stored.content) < len("".join(f" t{i}" for i in range(200)))
+    assert 0 < len(stored.content) < len("".join(tokens))
 
 
 async def test_replies_left_streaming_by_a_dead_process_are_marked_on_start(
