@@ -71,3 +71,33 @@ async def test_unknown_email_does_the_same_hashing_work(
     assert len(verified) == 2
     # Both were full argon2id verifications with the same parameters.
     assert all(h.startswith("$argon2id$v=19$m=19456,t=2,p=1$") for h in verified)
+
+
+async def test_failed_logins_are_throttled_per_email(
+    client: httpx.AsyncClient, make_user: UserFactory
+) -> None:
+    user = await make_user("guessed")
+    other = await make_user("bystander")
+    # Successful logins never count.
+    for _ in range(12):
+        r = await client.post("/auth/login", json={"email": user.email, "password": user.password})
+        assert r.status_code == 200
+    for _ in range(10):
+        r = await client.post(
+            "/auth/login", json={"email": user.email, "password": "wrong guess 1"}
+        )
+        assert r.status_code == 401
+    # The window is full: even the right password waits, through every dialect, any case.
+    for path, kwargs in (
+        ("/auth/login", {"json": {"email": user.email, "password": user.password}}),
+        ("/api/auth/login", {"json": {"email": user.email.upper(), "password": user.password}}),
+        ("/token", {"data": {"username": user.email, "password": user.password}}),
+    ):
+        r = await client.post(path, **kwargs)
+        assert r.status_code == 429, path
+        assert int(r.headers["retry-after"]) >= 1
+        assert "failed logins" in r.json()["detail"]
+    # Other accounts are not affected, and tokens already issued still work.
+    r = await client.post("/auth/login", json={"email": other.email, "password": other.password})
+    assert r.status_code == 200
+    assert (await client.get("/auth/me", headers=user.headers)).status_code == 200

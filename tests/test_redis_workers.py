@@ -110,3 +110,17 @@ async def test_rate_limit_is_shared_between_workers(
         r = await client.post("/inference/query", json={"query": f"q{index}"}, headers=user.headers)
         statuses.append(r.status_code)
     assert statuses == [200] * RATE + [429]
+
+
+async def test_failed_login_brake_is_shared_between_workers(
+    clients: tuple[httpx.AsyncClient, httpx.AsyncClient],
+) -> None:
+    a, b = clients
+    user = await _user(a)
+    for index in range(10):
+        client = a if index % 2 == 0 else b
+        r = await client.post("/auth/login", json={"email": user.email, "password": "nope nope 1"})
+        assert r.status_code == 401
+    for client in (a, b):
+        r = await client.post("/auth/login", json={"email": user.email, "password": PASSWORD})
+        assert r.status_code == 429

@@ -18,6 +18,7 @@ from omnichat.generation.service import GenerationOptions, GenerationService
 from omnichat.llm.base import ChatModel, ProviderConfig
 from omnichat.llm.registry import build_registry
 from omnichat.llm.resilience import RetryPolicy
+from omnichat.ratelimit import rate_window
 from omnichat.settings import Settings
 
 
@@ -69,7 +70,11 @@ def build_container(
     return Container(
         settings=settings,
         database=database,
-        auth=AuthService(codec, timedelta(days=settings.refresh_token_days)),
+        auth=AuthService(
+            codec,
+            timedelta(days=settings.refresh_token_days),
+            rate_window(settings.failed_login_limit, settings.redis_url, namespace="login"),
+        ),
         chats=chats,
         generation=generation,
         api_keys=ApiKeyService(),

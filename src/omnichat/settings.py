@@ -118,6 +118,8 @@ class Settings(BaseSettings):
     # -- limits on generation, per user ----------------------------------------------------------
     redis_url: str | None = None
     generation_rate_limit: str = "60/minute"
+    # Failed logins per email (successful ones never count).
+    failed_login_limit: str = "10/15 minutes"
     max_concurrent_generations: Annotated[int, Field(ge=1)] = 4
     # Bearer tokens, not cookies, authenticate requests, so any origin may call the API by default.
     cors_origins: list[str] = Field(default_factory=lambda: ["*"])

@@ -25,6 +25,7 @@ from omnichat.auth.tokens import (
 )
 from omnichat.db.base import utcnow
 from omnichat.errors import BadRequest, Unauthorized
+from omnichat.ratelimit import RateWindow, TooManyRequests
 
 EMAIL_TAKEN = "Email already registered"
 INVALID_REFRESH = "Invalid or expired refresh token"
@@ -70,9 +71,17 @@ _USER_WITH_LIVE_FAMILY = select(User).where(
 
 
 class AuthService:
-    def __init__(self, codec: AccessTokenCodec, refresh_lifetime: timedelta) -> None:
+    def __init__(
+        self,
+        codec: AccessTokenCodec,
+        refresh_lifetime: timedelta,
+        failed_logins: RateWindow | None = None,
+    ) -> None:
         self._codec = codec
         self._refresh_lifetime = refresh_lifetime
+        # Failed logins per email: a password-guessing brake that never touches a user who
+        # types the right password (only failures count).
+        self._failed_logins = failed_logins
 
     # -- accounts -----------------------------------------------------------------------------
 
@@ -108,9 +117,17 @@ class AuthService:
         return user
 
     async def authenticate(self, db: AsyncSession, email: str, password: str) -> User | None:
-        """The user for these credentials, or None; the same work is done for unknown emails."""
-        user = await self._find_by_email(db, normalize_email(email))
+        """The user for these credentials, or None; the same work is done for unknown emails.
+        After too many failures for one email, 429 until the window moves on."""
+        email = normalize_email(email)
+        if self._failed_logins is not None:
+            wait_s = await self._failed_logins.wait_time(email)
+            if wait_s is not None:
+                raise TooManyRequests.after(wait_s, "Too many failed logins for this account")
+        user = await self._find_by_email(db, email)
         if not await verify_password(user.password_hash if user else None, password):
+            if self._failed_logins is not None:
+                await self._failed_logins.hit(email)
             return None
         return user
 

@@ -4,24 +4,15 @@ worker shares them."""
 
 from __future__ import annotations
 
-import math
-import time
-from collections import defaultdict, deque
+from collections import defaultdict
 from typing import Protocol
 
-from limits import RateLimitItem, parse
-from limits.aio.storage import Storage
-from limits.aio.strategies import MovingWindowRateLimiter
+from limits import parse
 
-from omnichat.errors import AppError
+from omnichat.ratelimit import MemoryRateWindow, RateWindow, TooManyRequests, rate_window
 
 # A crashed worker must not hold a user's slot forever.
 SLOT_TTL_S = 900
-
-
-class TooManyRequests(AppError):
-    status_code = 429
-    detail = "Too many requests"
 
 
 class ConcurrencyCounter(Protocol):
@@ -67,54 +58,6 @@ class RedisConcurrency:
             await self._redis.set(key, 0, ex=SLOT_TTL_S)
 
 
-class RateWindow(Protocol):
-    async def hit(self, user_id: str) -> float | None:
-        """Counts a request; None if allowed, else the seconds until one would be."""
-        ...
-
-
-class MemoryRateWindow:
-    """An exact moving window per user in process memory: O(1) amortised per hit, no timers.
-    (limits' asyncio MemoryStorage hops to a thread for every stored key on every hit.)"""
-
-    def __init__(self, rate: RateLimitItem) -> None:
-        self._amount = rate.amount
-        self._window_s = float(rate.get_expiry())
-        self._hits: dict[str, deque[float]] = {}
-        self._calls = 0
-
-    async def hit(self, user_id: str) -> float | None:
-        now = time.monotonic()
-        self._calls += 1
-        if self._calls % 10_000 == 0:
-            self._sweep(now)
-        hits = self._hits.setdefault(user_id, deque())
-        while hits and hits[0] <= now - self._window_s:
-            hits.popleft()
-        if len(hits) >= self._amount:
-            return hits[0] + self._window_s - now
-        hits.append(now)
-        return None
-
-    def _sweep(self, now: float) -> None:
-        for key in [k for k, v in self._hits.items() if not v or v[-1] <= now - self._window_s]:
-            del self._hits[key]
-
-
-class RedisRateWindow:
-    """The moving window of the ``limits`` library on Redis, shared by every worker."""
-
-    def __init__(self, rate: RateLimitItem, storage: Storage) -> None:
-        self._rate = rate
-        self._limiter = MovingWindowRateLimiter(storage)
-
-    async def hit(self, user_id: str) -> float | None:
-        if await self._limiter.hit(self._rate, "generate", user_id):
-            return None
-        stats = await self._limiter.get_window_stats(self._rate, "generate", user_id)
-        return stats.reset_time - time.time()
-
-
 class GenerationLimiter:
     def __init__(
         self,
@@ -132,11 +75,7 @@ class GenerationLimiter:
         """Counts one request against the rate and takes a concurrency slot, or raises 429."""
         wait_s = await self._window.hit(user_id)
         if wait_s is not None:
-            retry_after = max(1, math.ceil(wait_s))
-            raise TooManyRequests(
-                f"Rate limit of {self._rate} exceeded; retry in {retry_after} s",
-                headers={"Retry-After": str(retry_after)},
-            )
+            raise TooManyRequests.after(wait_s, f"Rate limit of {self._rate} exceeded")
         if not await self._concurrency.acquire(user_id, self._max_concurrent):
             raise TooManyRequests(
                 f"At most {self._max_concurrent} replies may be generated at once",
@@ -148,14 +87,6 @@ class GenerationLimiter:
 
 
 def build_limiter(rate: str, max_concurrent: int, redis_url: str | None) -> GenerationLimiter:
-    if not redis_url:
-        return GenerationLimiter(rate, max_concurrent)
-    from limits.aio.storage import RedisStorage
-
-    storage_url = redis_url.replace("redis://", "async+redis://", 1).replace(
-        "rediss://", "async+rediss://", 1
-    )
-    storage = RedisStorage(storage_url, implementation="redispy", key_prefix="omnichat:limits")
-    return GenerationLimiter(
-        rate, max_concurrent, RedisRateWindow(parse(rate), storage), RedisConcurrency(redis_url)
-    )
+    window = rate_window(rate, redis_url, namespace="generate")
+    concurrency = RedisConcurrency(redis_url) if redis_url else MemoryConcurrency()
+    return GenerationLimiter(rate, max_concurrent, window, concurrency)
