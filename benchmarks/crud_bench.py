@@ -44,9 +44,8 @@ async def main(requests: int) -> None:
         args = [sys.executable, "-m", "omnichat", "serve", "--port", str(port)]
         with process(args, env, f"http://127.0.0.1:{port}/healthz") as server:
             [(headers, _)] = await prepare_users(f"http://127.0.0.1:{port}", 1)
-            print(
-                f"{requests} requests per endpoint, {CONCURRENCY} concurrent; {os.cpu_count()} cores"
-            )
+            cores = os.cpu_count()
+            print(f"{requests} requests per endpoint, {CONCURRENCY} concurrent; {cores} cores")
             print("| endpoint | server CPU ms/request | requests/s | failures |")
             print("|---|---|---|---|")
             for path, auth in (("/healthz", {}), ("/users/me/", headers), ("/sessions", headers)):
