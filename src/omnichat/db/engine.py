@@ -27,6 +27,7 @@ from sqlalchemy.ext.asyncio import (
 from omnichat.settings import Settings
 
 SQLITE_BUSY_TIMEOUT_MS = 10_000
+INLINE_WRITER_BUSY_TIMEOUT_MS = 250
 _IMMEDIATE = "omnichat_begin_immediate"
 
 
@@ -46,7 +47,9 @@ class InlineSQLiteConnection(aiosqlite.Connection):
         return fn(*args, **kwargs)
 
 
-def _sqlite_engine(url: str, pool_size: int, *, inline: bool = False) -> AsyncEngine:
+def _sqlite_engine(
+    url: str, pool_size: int, *, inline: bool = False, busy_timeout_ms: int = SQLITE_BUSY_TIMEOUT_MS
+) -> AsyncEngine:
     parsed = make_url(url)
     database = parsed.database or ":memory:"
     if database != ":memory:":
@@ -57,7 +60,7 @@ def _sqlite_engine(url: str, pool_size: int, *, inline: bool = False) -> AsyncEn
             database,
             check_same_thread=False,
             isolation_level=None,
-            timeout=SQLITE_BUSY_TIMEOUT_MS / 1000,
+            timeout=busy_timeout_ms / 1000,
         )
 
     connection_class = InlineSQLiteConnection if inline else aiosqlite.Connection
@@ -75,7 +78,7 @@ def _sqlite_engine(url: str, pool_size: int, *, inline: bool = False) -> AsyncEn
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.execute("PRAGMA foreign_keys=ON")
-        cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+        cursor.execute(f"PRAGMA busy_timeout={busy_timeout_ms}")
         cursor.close()
 
     @event.listens_for(engine.sync_engine, "begin")
@@ -131,7 +134,17 @@ def create_database(settings: Settings) -> Database:
         sessions = async_sessionmaker(engine, expire_on_commit=False)
         return Database(engine=engine, reader=sessions, writer=sessions)
     engine = _sqlite_engine(url, settings.db_pool_size, inline=True)
-    writer_engine = create_engine_from_url(url, pool_size=1).execution_options(**{_IMMEDIATE: True})
+    # One process (no Redis, so no sibling workers): its single writer connection never waits
+    # for a lock held in-process, so writes run inline too, with a short busy timeout for the
+    # rare outside writer (a 503 then, not a stalled loop). Several workers share the file and
+    # do wait for each other: their writes keep aiosqlite's thread.
+    single_process = settings.redis_url is None
+    writer_engine = _sqlite_engine(
+        url,
+        pool_size=1,
+        inline=single_process,
+        busy_timeout_ms=INLINE_WRITER_BUSY_TIMEOUT_MS if single_process else SQLITE_BUSY_TIMEOUT_MS,
+    ).execution_options(**{_IMMEDIATE: True})
     return Database(
         engine=engine,
         reader=async_sessionmaker(engine, expire_on_commit=False),
