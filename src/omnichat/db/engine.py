@@ -34,11 +34,12 @@ _IMMEDIATE = "omnichat_begin_immediate"
 class InlineSQLiteConnection(aiosqlite.Connection):
     """An aiosqlite connection whose statements run on the event loop's own thread.
 
-    For read connections only. Under WAL a reader never waits for the writer, and SQLite answers
-    this app's reads in microseconds, while each aiosqlite thread hop costs ~40 us of CPU (three
-    per statement) and far more under load, when a pool of threads contends for the GIL: a
-    request's auth lookup cost ~2 ms of CPU that way. Connecting and closing still go through
-    aiosqlite's thread. Writes keep the thread: a writer may wait on another process's lock.
+    SQLite answers this app's statements in microseconds, while each aiosqlite thread hop costs
+    ~40 us of CPU (three per statement) and far more under load, when a pool of threads contends
+    for the GIL: a request's auth lookup cost ~2 ms of CPU that way. Safe where a statement never
+    waits for a lock: reads (under WAL a reader never waits for the writer), and the single
+    writer connection of a process that is the only worker (see ``create_database``).
+    Connecting and closing still go through aiosqlite's thread.
     """
 
     async def _execute(self, fn: Any, *args: Any, **kwargs: Any) -> Any:
