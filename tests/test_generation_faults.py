@@ -325,3 +325,23 @@ async def test_session_deleted_mid_reply_does_not_lose_other_replies(
     assert messages[-1]["status"] == "complete"
     assert messages[-1]["content"] == FULL
     assert (await llm_client.get(f"/sessions/{doomed}", headers=user.headers)).status_code == 404
+
+
+async def test_stored_query_failure_is_a_clear_502(
+    llm_client: httpx.AsyncClient, fake_provider: FakeProviderServer, user: TestUser
+) -> None:
+    session_id = await _session(llm_client, user)
+    fake_provider.script(*[Fail(500)] * 6)
+    r = await llm_client.post(
+        "/inference/query",
+        json={"query": "hi", "model": "openai", "session_id": session_id},
+        headers=user.headers,
+    )
+    assert r.status_code == 502
+    assert r.json()["detail"].startswith("The anthropic provider failed")
+    assert r.json()["detail"].count("provider failed") == 1
+    messages = await _messages(llm_client, user, session_id)
+    assert [(m["role"], m["status"]) for m in messages] == [
+        ("user", "complete"),
+        ("assistant", "error"),
+    ]

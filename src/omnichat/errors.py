@@ -64,6 +64,11 @@ class PayloadTooLarge(AppError):
     detail = "Request body too large"
 
 
+class BadGateway(AppError):
+    status_code = 502
+    detail = "The upstream provider failed"
+
+
 class ServiceUnavailable(AppError):
     status_code = 503
     detail = "Service unavailable"

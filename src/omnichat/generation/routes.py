@@ -10,7 +10,7 @@ from fastapi.responses import StreamingResponse
 
 from omnichat.chats.models import Role
 from omnichat.deps import CurrentUser, GenerationDep, SettingsDep
-from omnichat.errors import NotFound
+from omnichat.errors import BadGateway, NotFound
 from omnichat.generation.hub import ReplyFinal
 from omnichat.generation.schemas import (
     ChatStreamRequest,
@@ -24,7 +24,6 @@ from omnichat.generation.schemas import (
 )
 from omnichat.generation.service import Prompt
 from omnichat.generation.sse import SSE_HEADERS, reply_events, stored_reply_events
-from omnichat.llm.errors import ProviderError
 from omnichat.llm.types import Usage
 
 router = APIRouter(tags=["generation"])
@@ -143,7 +142,8 @@ async def inference_query(
     final = reply.final
     assert final is not None
     if final.status == "error":
-        raise ProviderError(final.error or "generation failed")
+        # final.error is already the client-facing text (e.g. "The openai provider failed: ...").
+        raise BadGateway(final.error or "The reply could not be generated")
     return InferenceQueryResponse(
         response=reply.text(),
         model=final.model,
