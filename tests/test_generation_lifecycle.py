@@ -42,7 +42,6 @@ async def _reply_across_shutdown(settings: Settings, grace_s: float) -> Message:
     container = container_of(app)
     async with LifespanManager(app):
         user_id, session_id = await _user_and_session(container)
-        await container.generation.limiter.acquire(user_id)
         reply, _ = await container.generation.start_stored_reply(
             user_id, session_id, "hello", ModelRef("openai", "gpt-5.4-mini")
         )

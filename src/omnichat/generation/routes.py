@@ -57,12 +57,7 @@ async def chat_stream(
     """Seed 001: stores the prompt, streams ``data: {"delta": ...}`` events and ``data: [DONE]``,
     stores the reply when it ends (also if the client has gone)."""
     ref = generation.registry.resolve(body.model, provider=body.provider)
-    await generation.limiter.acquire(user.id)
-    try:
-        reply, _ = await generation.start_stored_reply(user.id, body.session_id, body.prompt, ref)
-    except BaseException:
-        await generation.limiter.release(user.id)
-        raise
+    reply, _ = await generation.start_stored_reply(user.id, body.session_id, body.prompt, ref)
     return StreamingResponse(
         reply_events(generation.hub, reply, settings.stream_keepalive_s),
         media_type="text/event-stream",
@@ -124,18 +119,10 @@ async def inference_query(
 ) -> InferenceQueryResponse:
     """Seed 003: the whole reply as ``{"response": ...}``; stored when ``session_id`` is given."""
     ref = generation.registry.resolve(body.model)
-    await generation.limiter.acquire(user.id)
     if body.session_id is None:
-        try:
-            completion, used = await generation.generate(ref, Prompt(body.query))
-        finally:
-            await generation.limiter.release(user.id)
+        completion, used = await generation.generate(user.id, ref, Prompt(body.query))
         return InferenceQueryResponse(response=completion.text, model=used.id)
-    try:
-        reply, _ = await generation.start_stored_reply(user.id, body.session_id, body.query, ref)
-    except BaseException:
-        await generation.limiter.release(user.id)
-        raise
+    reply, _ = await generation.start_stored_reply(user.id, body.session_id, body.query, ref)
     assert reply.task is not None
     # Shielded: a client that goes away does not cancel the reply, which is stored regardless.
     await asyncio.shield(reply.task)
@@ -167,9 +154,5 @@ async def cohere_generate(
         history = await generation.load_history(user.id, body.session)
         if history and history[-1].role == "user" and history[-1].content == body.prompt:
             history = history[:-1]
-    await generation.limiter.acquire(user.id)
-    try:
-        completion, used = await generation.generate(ref, Prompt(body.prompt, history))
-    finally:
-        await generation.limiter.release(user.id)
+    completion, used = await generation.generate(user.id, ref, Prompt(body.prompt, history))
     return CohereGenerateResponse(text=completion.text, model=used.id)

@@ -16,7 +16,6 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 
 from sqlalchemy import select, update
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from omnichat.chats.models import Message, MessageStatus
 from omnichat.chats.service import ChatService
@@ -93,12 +92,6 @@ class GenerationService:
             temperature=prompt.temperature,
         )
 
-    async def session_history(
-        self, db: AsyncSession, user_id: str, session_id: str
-    ) -> list[StoredTurn]:
-        messages = await self._chats.list_messages(db, user_id, session_id)
-        return [StoredTurn(m.role, m.content, m.status) for m in messages]
-
     async def load_history(
         self, user_id: str, session_id: str, *, check_owner: bool = True
     ) -> list[StoredTurn]:
@@ -107,16 +100,25 @@ class GenerationService:
         must verify ownership when they write."""
         async with self._database.reader() as db:
             if check_owner:
-                return await self.session_history(db, user_id, session_id)
+                await self._chats.get_session(db, user_id, session_id)
             rows = await self._chats.conversation(db, user_id, session_id)
         return [StoredTurn(role, content, status) for role, content, status in rows]
 
     # -- one-shot, nothing stored ---------------------------------------------------------------
 
-    async def generate(self, ref: ModelRef, prompt: Prompt) -> tuple[Completion, ModelRef]:
-        return await resilient_generate(
-            self._candidates(ref), lambda r: self.build_request(r, prompt), self._options.policy
-        )
+    async def generate(
+        self, user_id: str, ref: ModelRef, prompt: Prompt
+    ) -> tuple[Completion, ModelRef]:
+        """Under the user's rate and concurrency limits (429 when exceeded)."""
+        await self.limiter.acquire(user_id)
+        try:
+            return await resilient_generate(
+                self._candidates(ref),
+                lambda r: self.build_request(r, prompt),
+                self._options.policy,
+            )
+        finally:
+            await self.limiter.release(user_id)
 
     def stream(self, ref: ModelRef, prompt: Prompt) -> ResilientStream:
         return ResilientStream(
@@ -129,8 +131,18 @@ class GenerationService:
         self, user_id: str, session_id: str | None, prompt_text: str, ref: ModelRef
     ) -> tuple[LiveReply, Message]:
         """Stores the user's message and an empty assistant message (in a new session when
-        ``session_id`` is None), then starts the provider call in the background. The caller
-        must hold a concurrency slot; the task releases it."""
+        ``session_id`` is None), then starts the provider call in the background. Takes one of
+        the user's concurrency slots (429 when none is free); the task gives it back."""
+        await self.limiter.acquire(user_id)
+        try:
+            return await self._start_stored_reply(user_id, session_id, prompt_text, ref)
+        except BaseException:
+            await self.limiter.release(user_id)
+            raise
+
+    async def _start_stored_reply(
+        self, user_id: str, session_id: str | None, prompt_text: str, ref: ModelRef
+    ) -> tuple[LiveReply, Message]:
         # History is read before the write transaction: on SQLite that one holds the write lock.
         # add_exchange checks ownership (404) under the write lock.
         history = (

@@ -75,12 +75,8 @@ async def chat_completions(
     prompt = _prompt(body)
     completion_id = f"chatcmpl-{uuid.uuid4().hex}"
     created = int(time.time())
-    await generation.limiter.acquire(user.id)
     if not body.stream:
-        try:
-            completion, used = await generation.generate(ref, prompt)
-        finally:
-            await generation.limiter.release(user.id)
+        completion, used = await generation.generate(user.id, ref, prompt)
         return JSONResponse(
             {
                 "id": completion_id,
@@ -98,6 +94,8 @@ async def chat_completions(
                 "usage": _usage(completion.usage),
             }
         )
+    # Streamed and not stored: the slot is held for as long as the response streams.
+    await generation.limiter.acquire(user.id)
     try:
         stream = generation.stream(ref, prompt)
         events = stream.__aiter__()
