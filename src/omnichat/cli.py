@@ -29,6 +29,7 @@ def _serve(settings: Settings, host: str, port: int, workers: int) -> None:
     import uvicorn
 
     from omnichat.app import create_app
+    from omnichat.ops.listen import serve
 
     if workers > 1 and not settings.redis_url:
         sys.exit(
@@ -49,7 +50,7 @@ def _serve(settings: Settings, host: str, port: int, workers: int) -> None:
         # Each worker process builds its own app (and reads the same environment).
         uvicorn.run("omnichat.app:create_app", factory=True, workers=workers, **options)
     else:
-        uvicorn.run(create_app(settings), **options)
+        serve(create_app(settings), options)
 
 
 def _redacted(settings: Settings) -> str:

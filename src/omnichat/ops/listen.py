@@ -1,0 +1,43 @@
+"""Running one uvicorn worker with its listening socket polled through several descriptors.
+
+uvloop (libuv 1.52) accepts at most ONE connection per listening descriptor per event-loop
+iteration. Under streaming load an iteration takes ~10 ms (it relays every token that is ready),
+so at 100 concurrent streams new connections waited ~300 ms in the kernel's accept queue: half of
+their time to first token, before the app saw them. Duplicates of the one listening socket
+(``os.dup``: the same socket on the same port, not SO_REUSEPORT, so a second server on the port
+still fails to bind) are each polled, and an iteration accepts up to ``ACCEPT_DESCRIPTORS``
+connections; a descriptor with nothing left to accept gets EAGAIN, which libuv skips.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import sys
+from typing import Any
+
+ACCEPT_DESCRIPTORS = 16
+_STARTUP_FAILURE = 3  # uvicorn's exit status when the server did not start
+
+
+def listening_descriptors(sock: socket.socket, count: int) -> list[socket.socket]:
+    """``sock`` and ``count - 1`` duplicates of it."""
+    return [sock, *(socket.socket(fileno=os.dup(sock.fileno())) for _ in range(count - 1))]
+
+
+def serve(app: Any, options: dict[str, Any], descriptors: int = ACCEPT_DESCRIPTORS) -> None:
+    """What ``uvicorn.run(app, **options)`` does for one worker, with ``descriptors`` ways in."""
+    import uvicorn
+
+    config = uvicorn.Config(app, **options)
+    server = uvicorn.Server(config)
+    sockets = listening_descriptors(config.bind_socket(), descriptors)
+    try:
+        server.run(sockets=sockets)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        for sock in sockets:
+            sock.close()
+    if not server.started:
+        sys.exit(_STARTUP_FAILURE)
