@@ -3,13 +3,18 @@ OpenRouter): the base URL decides."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import json
 from collections.abc import AsyncIterator
 from typing import Any
 
+import httpx2
 import openai
-from openai import AsyncOpenAI, AsyncStream
+from openai import AsyncOpenAI
 
 from omnichat.llm.base import ProviderConfig, stream_cut, translate_error
+from omnichat.llm.sse import SSEDataParser
 from omnichat.llm.types import (
     Completion,
     GenerationRequest,
@@ -18,6 +23,8 @@ from omnichat.llm.types import (
     TextDelta,
     Usage,
 )
+
+_DRAIN_TIMEOUT_S = 1.0
 
 
 def openai_messages(request: GenerationRequest) -> list[dict[str, str]]:
@@ -62,33 +69,63 @@ class OpenAIChatModel:
         )
 
     async def stream(self, request: GenerationRequest) -> AsyncIterator[StreamEvent]:
-        """The SDK's own request, SSE decoding and error handling (status errors, in-stream
-        error events), with chunks left as dicts: building a typed ChatCompletionChunk costs
-        ~250 µs of CPU per token, half of what a whole relayed token costs otherwise."""
+        """The SDK makes the request (auth, base URL, timeouts, status errors) and hands back the
+        raw response; its body is parsed here a network read at a time (``SSEDataParser``, one
+        ``json.loads`` per chunk, chunks left as dicts), which costs a fraction of the SDK's
+        line-by-line decoder and typed chunks. An in-stream ``{"error": ...}`` event raises the
+        SDK's ``APIError``, as its own stream does."""
         finish_reason: str | None = None
         usage = Usage()
         body = {**self._params(request), "stream": True, "stream_options": {"include_usage": True}}
         try:
-            stream = await self._client.post(
-                "/chat/completions",
-                body=body,
-                cast_to=object,
-                stream=True,
-                stream_cls=AsyncStream[object],
+            response = await self._client.post(
+                "/chat/completions", body=body, cast_to=httpx2.Response, stream=True
             )
-            async for chunk in stream:
-                if not isinstance(chunk, dict):
-                    continue
-                if chunk.get("usage"):
-                    usage = _usage_of(chunk["usage"])
-                for choice in chunk.get("choices") or ():
-                    content = (choice.get("delta") or {}).get("content")
-                    if content:
-                        yield TextDelta(content)
-                    if choice.get("finish_reason"):
-                        finish_reason = choice["finish_reason"]
+            try:
+                parser = SSEDataParser()
+                done = False
+                async with contextlib.aclosing(response.aiter_bytes()) as body_chunks:
+                    async for raw in body_chunks:
+                        for data in parser.feed(raw):
+                            if data.startswith(b"[DONE]"):
+                                done = True
+                                break
+                            chunk = json.loads(data)
+                            if not isinstance(chunk, dict):
+                                continue
+                            if chunk.get("error"):
+                                raise _stream_error(chunk["error"], response)
+                            if chunk.get("usage"):
+                                usage = _usage_of(chunk["usage"])
+                            for choice in chunk.get("choices") or ():
+                                content = (choice.get("delta") or {}).get("content")
+                                if content:
+                                    yield TextDelta(content)
+                                if choice.get("finish_reason"):
+                                    finish_reason = choice["finish_reason"]
+                        if done:
+                            await _drain(body_chunks)
+                            break
+            finally:
+                await response.aclose()
         except Exception as exc:
             raise translate_error(exc, self.provider) from exc
         if finish_reason is None:
             raise stream_cut(self.provider)
         yield StreamEnd(finish_reason=finish_reason, usage=usage)
+
+
+def _stream_error(error: Any, response: httpx2.Response) -> openai.APIError:
+    message = error.get("message") if isinstance(error, dict) else None
+    if not message or not isinstance(message, str):
+        message = "An error occurred during streaming"
+    return openai.APIError(message, response.request, body=error)
+
+
+async def _drain(body_chunks: AsyncIterator[bytes]) -> None:
+    """What follows ``[DONE]`` (usually just the body's end, often in the same read), so that
+    the HTTP/1.1 connection goes back to the pool rather than being closed."""
+    with contextlib.suppress(Exception):
+        async with asyncio.timeout(_DRAIN_TIMEOUT_S):
+            async for _ in body_chunks:
+                pass
