@@ -25,7 +25,7 @@ from omnichat.cli import migrate
 from omnichat.container import Container
 from omnichat.settings import Settings
 
-pytest_plugins = ["tests.fakes.fixtures"]
+pytest_plugins = ["tests.fakes.fixtures", "tests.s3_server"]
 
 TEST_SECRET = "test-secret-key-0123456789abcdefghijklmnopqrstuvwxyz"
 PASSWORD = "correct horse battery staple"

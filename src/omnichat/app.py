@@ -18,6 +18,7 @@ from omnichat.auth.routes import express_router as express_auth_router
 from omnichat.chats.routes import express_router as express_chats_router
 from omnichat.chats.routes import sessions_router
 from omnichat.container import Container, build_container
+from omnichat.documents.routes import router as documents_router
 from omnichat.errors import install_error_handlers
 from omnichat.generation.routes import router as generation_router
 from omnichat.llm.base import ChatModel, ProviderConfig
@@ -27,6 +28,8 @@ from omnichat.ops.routes import router as ops_router
 from omnichat.settings import Settings
 
 logger = logging.getLogger("omnichat.app")
+UPLOAD_PATH = "/upload/document"
+MULTIPART_OVERHEAD_BYTES = 64 * 1024
 
 
 def create_app(
@@ -45,11 +48,19 @@ def create_app(
         interrupted = await container.generation.mark_interrupted()
         if interrupted:
             logger.warning("marked interrupted replies", extra={"count": interrupted})
+        await container.vector_index.start()
+        ingestor = container.documents.ingestor
+        resumed = await ingestor.resume()
+        if resumed:
+            logger.warning("resumed indexing interrupted documents", extra={"count": resumed})
         try:
             yield
         finally:
-            # In-flight replies finish (or are stopped and stored) before the database closes.
+            # In-flight replies finish (or are stopped and stored) before the database closes;
+            # documents being indexed stay ``processing`` and resume at the next start.
+            await ingestor.shutdown()
             await container.generation.hub.shutdown(settings.shutdown_grace_s)
+            ingestor.extractor.close()
             await container.database.dispose()
 
     app = FastAPI(
@@ -70,9 +81,15 @@ def create_app(
         generation_router,
         api_keys_router,
         openai_router,
+        documents_router,
     ):
         app.include_router(router)
-    app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_request_bytes)
+    app.add_middleware(
+        BodySizeLimitMiddleware,
+        max_bytes=settings.max_request_bytes,
+        # The file's own limit is checked exactly as it is copied; this bounds the multipart body.
+        path_limits={UPLOAD_PATH: settings.max_upload_bytes + MULTIPART_OVERHEAD_BYTES},
+    )
     app.add_middleware(
         CORSMiddleware,
         allow_origins=settings.cors_origins,

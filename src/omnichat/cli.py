@@ -1,4 +1,4 @@
-"""``omnichat serve`` and ``omnichat migrate``."""
+"""``omnichat serve``, ``omnichat migrate`` and ``omnichat reindex``."""
 
 from __future__ import annotations
 
@@ -23,6 +23,18 @@ async def migrate(settings: Settings) -> None:
         await upgrade_to_head(engine)
     finally:
         await engine.dispose()
+
+
+async def reindex(settings: Settings) -> int:
+    from omnichat.container import build_container
+    from omnichat.documents.reindex import reindex as rebuild
+
+    await migrate(settings)
+    container = build_container(settings)
+    try:
+        return await rebuild(container.database, container.vector_index)
+    finally:
+        await container.database.dispose()
 
 
 def _serve(settings: Settings, host: str, port: int, workers: int) -> None:
@@ -69,6 +81,10 @@ def build_parser() -> argparse.ArgumentParser:
         "--workers", type=int, default=1, help="worker processes (above 1 needs OMNICHAT_REDIS_URL)"
     )
     commands.add_parser("migrate", help="apply database migrations and exit")
+    commands.add_parser(
+        "reindex",
+        help="re-embed every document with the configured embedder (run with the server stopped)",
+    )
     return parser
 
 
@@ -82,5 +98,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     if args.command == "migrate":
         asyncio.run(migrate(settings))
         logger.info("migrations applied", extra={"database": _redacted(settings)})
+    elif args.command == "reindex":
+        count = asyncio.run(reindex(settings))
+        logger.info("vector index rebuilt", extra={"documents": count})
     elif args.command == "serve":
         _serve(settings, args.host, args.port, args.workers)

@@ -9,8 +9,12 @@ from datetime import timedelta
 from omnichat.apikeys.service import ApiKeyService
 from omnichat.auth.service import AuthService
 from omnichat.auth.tokens import AccessTokenCodec
+from omnichat.blobs.factory import build_blob_store
 from omnichat.chats.service import ChatService, ContentLimits
 from omnichat.db.engine import Database, create_database
+from omnichat.documents.extraction import Extractor
+from omnichat.documents.ingest import Ingestor
+from omnichat.documents.service import DocumentLimits, DocumentService
 from omnichat.generation.hub import InProcessHub
 from omnichat.generation.limits import build_limiter
 from omnichat.generation.redis_hub import RedisHub
@@ -18,6 +22,12 @@ from omnichat.generation.service import GenerationOptions, GenerationService
 from omnichat.llm.base import ChatModel, ProviderConfig
 from omnichat.llm.registry import build_registry
 from omnichat.llm.resilience import RetryPolicy
+from omnichat.rag.chunking import Chunker
+from omnichat.rag.embedders.factory import build_embedder
+from omnichat.rag.grounding import Grounder
+from omnichat.rag.index import VectorIndex
+from omnichat.rag.retrieval import RetrievalOptions, Retriever
+from omnichat.rag.vectors.factory import build_vector_store
 from omnichat.ratelimit import rate_window
 from omnichat.settings import Settings
 
@@ -30,6 +40,9 @@ class Container:
     chats: ChatService
     generation: GenerationService
     api_keys: ApiKeyService
+    documents: DocumentService
+    retriever: Retriever
+    vector_index: VectorIndex
 
 
 def build_container(
@@ -45,6 +58,14 @@ def build_container(
             max_title_chars=settings.max_title_chars,
             max_message_chars=settings.max_message_chars,
         )
+    )
+    embedder = build_embedder(settings)
+    vector_index = VectorIndex(database, build_vector_store(settings, database), embedder)
+    retriever = Retriever(
+        database,
+        embedder,
+        vector_index,
+        RetrievalOptions(top_k=settings.rag_top_k, candidates=settings.rag_candidates),
     )
     generation = GenerationService(
         database=database,
@@ -66,6 +87,16 @@ def build_container(
                 first_token_timeout_s=settings.llm_first_token_timeout_s,
             ),
         ),
+        grounder=Grounder(retriever),
+    )
+    scratch_dir = settings.data_dir / "tmp"
+    ingestor = Ingestor(
+        database,
+        blobs := build_blob_store(settings),
+        Extractor(settings),
+        Chunker.from_settings(settings),
+        vector_index,
+        scratch_dir=scratch_dir,
     )
     return Container(
         settings=settings,
@@ -78,4 +109,19 @@ def build_container(
         chats=chats,
         generation=generation,
         api_keys=ApiKeyService(),
+        documents=DocumentService(
+            database,
+            blobs,
+            ingestor,
+            vector_index,
+            chats,
+            DocumentLimits(
+                max_upload_bytes=settings.max_upload_bytes,
+                max_documents_per_user=settings.max_documents_per_user,
+                max_bytes_per_user=settings.max_document_bytes_per_user,
+            ),
+            scratch_dir,
+        ),
+        retriever=retriever,
+        vector_index=vector_index,
     )

@@ -19,6 +19,7 @@ from omnichat.auth.service import AuthService
 from omnichat.chats.service import ChatService
 from omnichat.container import Container
 from omnichat.db.unit_of_work import unit_of_work
+from omnichat.documents.service import DocumentService
 from omnichat.errors import Unauthorized
 from omnichat.generation.service import GenerationService
 from omnichat.settings import Settings
@@ -52,11 +53,16 @@ async def get_api_key_service(container: ContainerDep) -> ApiKeyService:
     return container.api_keys
 
 
+async def get_document_service(container: ContainerDep) -> DocumentService:
+    return container.documents
+
+
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 ApiKeyServiceDep = Annotated[ApiKeyService, Depends(get_api_key_service)]
 GenerationDep = Annotated[GenerationService, Depends(get_generation_service)]
 AuthServiceDep = Annotated[AuthService, Depends(get_auth_service)]
 ChatServiceDep = Annotated[ChatService, Depends(get_chat_service)]
+DocumentsDep = Annotated[DocumentService, Depends(get_document_service)]
 
 
 @dataclass(frozen=True)

@@ -54,6 +54,11 @@ class Conflict(AppError):
     detail = "Conflict"
 
 
+class UnsupportedMediaType(AppError):
+    status_code = 415
+    detail = "Unsupported media type"
+
+
 class InvalidInput(AppError):
     status_code = 422
     detail = "Invalid input"

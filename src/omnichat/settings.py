@@ -121,6 +121,38 @@ class Settings(BaseSettings):
     # Failed logins per email (successful ones never count).
     failed_login_limit: str = "10/15 minutes"
     max_concurrent_generations: Annotated[int, Field(ge=1)] = 4
+    # -- documents and RAG -------------------------------------------------------------------------
+    # Originals of uploads: a folder in the data dir by default, or s3://bucket/prefix.
+    blob_url: str | None = None
+    s3_endpoint_url: str | None = None
+    s3_region: str = "us-east-1"
+    # auto: sqlite-vec on SQLite, pgvector on PostgreSQL; or "pinecone" (PINECONE_API_KEY).
+    vector_store: str = "auto"
+    pinecone_api_key: SecretStr | None = Field(
+        None, validation_alias=AliasChoices("OMNICHAT_PINECONE_API_KEY", "PINECONE_API_KEY")
+    )
+    pinecone_index: str = "omnichat"
+    # The index's data-plane host; if unset it is looked up through the control plane.
+    pinecone_host: str | None = None
+    # "local" (all-MiniLM-L6-v2, offline) or provider:model, e.g. openai:text-embedding-3-small.
+    embedder: str = "local"
+    embed_batch_size: Annotated[int, Field(ge=1, le=2048)] = 32
+    chunk_tokens: Annotated[int, Field(ge=32, le=8192)] = 254
+    chunk_overlap_tokens: Annotated[int, Field(ge=0, le=1024)] = 32
+    max_upload_bytes: Annotated[int, Field(ge=1024)] = 25 * 1024 * 1024
+    max_documents_per_user: Annotated[int, Field(ge=1)] = 500
+    max_document_bytes_per_user: Annotated[int, Field(ge=1024)] = 1024 * 1024 * 1024
+    max_pdf_pages: Annotated[int, Field(ge=1)] = 5000
+    max_extracted_chars: Annotated[int, Field(ge=1000)] = 20_000_000
+    # DOCX (a zip) is checked before it is unpacked.
+    max_docx_uncompressed_bytes: Annotated[int, Field(ge=1024)] = 200 * 1024 * 1024
+    max_docx_entries: Annotated[int, Field(ge=1)] = 5000
+    max_docx_compression_ratio: Annotated[float, Field(gt=1)] = 100.0
+    rag_top_k: Annotated[int, Field(ge=1, le=50)] = 5
+    # Candidates taken from each of vector and keyword search before fusion.
+    rag_candidates: Annotated[int, Field(ge=1, le=500)] = 30
+    extraction_workers: Annotated[int, Field(ge=1, le=64)] = 2
+
     # Bearer tokens, not cookies, authenticate requests, so any origin may call the API by default.
     cors_origins: list[str] = Field(default_factory=lambda: ["*"])
     log_level: str = "INFO"
@@ -137,6 +169,10 @@ class Settings(BaseSettings):
         if self.database_url:
             return self.database_url
         return f"sqlite+aiosqlite:///{(self.data_dir / 'omnichat.db').resolve()}"
+
+    @property
+    def resolved_blob_url(self) -> str:
+        return self.blob_url or (self.data_dir / "blobs").resolve().as_uri()
 
     @property
     def is_sqlite(self) -> bool:

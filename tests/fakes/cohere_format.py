@@ -1,4 +1,4 @@
-"""Cohere v2 Chat wire format (POST /v2/chat, GET /v1/models).
+"""Cohere v2 wire format (POST /v2/chat, POST /v2/embed, GET /v1/models).
 
 Streams are SSE with both the `event:` line and a `type` field in the data, as the v2 API
 sends them: message-start, content-start, content-delta, content-end, message-end.
@@ -23,6 +23,7 @@ from tests.fakes._common import (
     sse_event,
     text_of,
 )
+from tests.fakes.openai_format import fake_embedding
 
 _ids = itertools.count(1)
 
@@ -109,6 +110,23 @@ class CohereFormat:
 
     def error(self, status: int, message: str, retry_after: float | None = None) -> bytes:
         return dumps({"id": _id(), "message": message})
+
+    def embeddings(self, body: dict[str, Any], default_dim: int) -> bytes:
+        """`embeddings_by_type`: one list per requested type; only "float" is made here."""
+        texts = [str(t) for t in body.get("texts") or []]
+        dim = int(body.get("output_dimension") or default_dim)
+        types = body.get("embedding_types") or ["float"]
+        vectors = [fake_embedding(text, dim) for text in texts]
+        words = sum(count_words(t) for t in texts)
+        return dumps(
+            {
+                "id": _id(),
+                "response_type": "embeddings_by_type",
+                "embeddings": {t: vectors for t in types if t == "float"},
+                "texts": texts,
+                "meta": {"api_version": {"version": "2"}, "billed_units": {"input_tokens": words}},
+            }
+        )
 
     def models(self) -> bytes:
         data = [

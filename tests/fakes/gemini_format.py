@@ -1,8 +1,9 @@
 """Gemini API wire format (google-genai, API-key mode).
 
 POST /{v1,v1beta}/models/{model}:generateContent, POST .../{model}:streamGenerateContent?alt=sse
-(SSE `data: {GenerateContentResponse}` frames, CRLF-terminated like the real service) and
-GET /{v1,v1beta}/models.
+(SSE `data: {GenerateContentResponse}` frames, CRLF-terminated like the real service),
+POST .../{model}:embedContent and :batchEmbedContents (what google-genai's `embed_content` calls,
+whatever the number of texts) and GET /{v1,v1beta}/models.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from tests.fakes._common import (
     json_str,
     text_of,
 )
+from tests.fakes.openai_format import fake_embedding
 
 _ids = itertools.count(1)
 
@@ -138,6 +140,16 @@ class GeminiFormat:
                 {"@type": "type.googleapis.com/google.rpc.RetryInfo", "retryDelay": delay}
             ]
         return dumps({"error": error})
+
+    def embeddings(self, path: str, body: dict[str, Any], default_dim: int) -> bytes:
+        def values(request: dict[str, Any]) -> list[float]:
+            dim = int(request.get("outputDimensionality") or default_dim)
+            return fake_embedding(text_of((request.get("content") or {}).get("parts")), dim)
+
+        if path.endswith(":batchEmbedContents"):
+            requests = [r for r in body.get("requests") or [] if isinstance(r, dict)]
+            return dumps({"embeddings": [{"values": values(r)} for r in requests]})
+        return dumps({"embedding": {"values": values(body)}})
 
     def models(self) -> bytes:
         data = [

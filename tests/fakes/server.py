@@ -61,10 +61,16 @@ def _split_path(raw: str) -> tuple[str, str] | None:
         return "cohere", "generate"
     if raw == "/v1/embeddings":
         return "openai", "embeddings"
+    if raw == "/v2/embed":
+        return "cohere", "embeddings"
     if raw.startswith(("/v1beta/models/", "/v1/models/")) and raw.endswith(
         (":generateContent", ":streamGenerateContent")
     ):
         return "gemini", "generate"
+    if raw.startswith(("/v1beta/models/", "/v1/models/")) and raw.endswith(
+        (":embedContent", ":batchEmbedContents")
+    ):
+        return "gemini", "embeddings"
     if raw in ("/v1/models", "/v1beta/models"):
         return "?", "models"
     return None
@@ -85,8 +91,10 @@ class FakeProviderServer:
     """Fake OpenAI, Anthropic, Gemini and Cohere endpoints behind one loopback port.
 
     `script(*behaviours)` queues behaviours (FIFO, one per generation request, whatever the
-    provider); `requests` records every request; `tokens`/`interval_s` shape the default reply
-    (None: "Echo: <last user text>"; N: that echo's tokens cycled to N tokens).
+    provider); `script_embeddings(*failures)` queues failures for embedding requests on their own
+    (so scripted replies stay with generations); `requests` records every request;
+    `tokens`/`interval_s` shape the default reply (None: "Echo: <last user text>"; N: that
+    echo's tokens cycled to N tokens).
     """
 
     def __init__(
@@ -107,11 +115,14 @@ class FakeProviderServer:
         self.record = record
         self.requests: list[RecordedRequest] = []
         self._script: deque[Behaviour] = deque()
+        self._embedding_script: deque[Fail] = deque()
         self._lock = threading.Lock()
         self._formats: dict[str, ProviderFormat] = {
             f.name: f for f in (OpenAIFormat(), AnthropicFormat(), GeminiFormat(), CohereFormat())
         }
         self._openai = OpenAIFormat()
+        self._cohere = CohereFormat()
+        self._gemini = GeminiFormat()
         self._server: uvicorn.Server | None = None
         self._thread: threading.Thread | None = None
         self._socket: socket.socket | None = None
@@ -131,10 +142,16 @@ class FakeProviderServer:
         with self._lock:
             self._script.extend(behaviours)
 
+    def script_embeddings(self, *failures: Fail) -> None:
+        """The next embedding requests fail like this, one each; then they succeed again."""
+        with self._lock:
+            self._embedding_script.extend(failures)
+
     def reset(self) -> None:
         """Forget the script and the recorded requests; default tokens/interval again."""
         with self._lock:
             self._script.clear()
+            self._embedding_script.clear()
         self.requests.clear()
         self.generation_count = 0
         self.tokens = self._default_tokens_setting
@@ -262,10 +279,36 @@ class FakeProviderServer:
         elif not isinstance(body, dict):
             await respond(send, 400, fmt.error(400, "The request body is not a JSON object."))
         elif kind == "embeddings":
-            await respond(send, 200, self._openai.embeddings(body, self.embedding_dim))
+            await self._embed(fmt, provider, path, body, send)
         else:
             self.generation_count += 1
             await self._generate(fmt, fmt.parse(path, body), receive, send)
+
+    async def _embed(
+        self, fmt: ProviderFormat, provider: str, path: str, body: dict[str, Any], send: Send
+    ) -> None:
+        with self._lock:
+            failure = self._embedding_script.popleft() if self._embedding_script else None
+        if failure is not None:
+            await self._fail(fmt, failure, send)
+        elif provider == "cohere":
+            await respond(send, 200, self._cohere.embeddings(body, self.embedding_dim))
+        elif provider == "gemini":
+            await respond(send, 200, self._gemini.embeddings(path, body, self.embedding_dim))
+        else:
+            await respond(send, 200, self._openai.embeddings(body, self.embedding_dim))
+
+    async def _fail(self, fmt: ProviderFormat, behaviour: Fail, send: Send) -> None:
+        message = behaviour.message or _DEFAULT_MESSAGES.get(behaviour.status, "Error (fake).")
+        extra = []
+        if behaviour.retry_after is not None:
+            extra.append((b"retry-after", _retry_after(behaviour.retry_after)))
+        await respond(
+            send,
+            behaviour.status,
+            fmt.error(behaviour.status, message, behaviour.retry_after),
+            extra,
+        )
 
     # ---------------------------------------------------------------- generation
 
@@ -294,16 +337,7 @@ class FakeProviderServer:
     ) -> None:
         behaviour = self._next()
         if isinstance(behaviour, Fail):
-            message = behaviour.message or _DEFAULT_MESSAGES.get(behaviour.status, "Error (fake).")
-            extra = []
-            if behaviour.retry_after is not None:
-                extra.append((b"retry-after", _retry_after(behaviour.retry_after)))
-            await respond(
-                send,
-                behaviour.status,
-                fmt.error(behaviour.status, message, behaviour.retry_after),
-                extra,
-            )
+            await self._fail(fmt, behaviour, send)
             return
         disconnect = Disconnect(receive)
         try:

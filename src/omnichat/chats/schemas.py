@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from pydantic import BaseModel, Field, model_validator
 
@@ -57,6 +57,8 @@ class MessageOut(BaseModel):
     content: str
     status: str
     model: str | None
+    # Answers grounded in the user's documents: what they cite, as [1], [2]...
+    sources: list[dict[str, Any]] | None = None
     created_at: UTCTimestamp
 
     @classmethod
@@ -68,6 +70,7 @@ class MessageOut(BaseModel):
             content=message.content,
             status=message.status,
             model=message.model,
+            sources=message.sources,
             created_at=message.created_at,
         )
 

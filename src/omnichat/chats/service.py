@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import Any
 
 from sqlalchemy import String, bindparam, delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -169,7 +170,14 @@ class ChatService:
         return message
 
     async def add_exchange(
-        self, db: AsyncSession, user_id: str, session_id: str, *, prompt: str, reply_model: str
+        self,
+        db: AsyncSession,
+        user_id: str,
+        session_id: str,
+        *,
+        prompt: str,
+        reply_model: str,
+        reply_sources: list[dict[str, Any]] | None = None,
     ) -> tuple[Message, Message]:
         """The user's prompt and an empty assistant reply (status ``streaming``) in three
         statements: one UPDATE that checks ownership, bumps and titles the session, and one
@@ -205,6 +213,7 @@ class ChatService:
             content="",
             status=MessageStatus.STREAMING.value,
             model=reply_model,
+            sources=reply_sources,
             created_at=later,
             updated_at=later,
         )

@@ -15,6 +15,7 @@ from typing import Any
 
 import aiosqlite
 import sqlean
+import sqlite_vec
 from sqlalchemy import event, text
 from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.ext.asyncio import (
@@ -72,12 +73,17 @@ def _sqlite_engine(
         Path(database).parent.mkdir(parents=True, exist_ok=True)
 
     def connect() -> Any:
-        return sqlean.connect(
+        connection = sqlean.connect(
             database,
             check_same_thread=False,
             isolation_level=None,
             timeout=busy_timeout_ms / 1000,
         )
+        # sqlite-vec: the vec0 vector tables live in the same file as everything else.
+        connection.enable_load_extension(True)
+        sqlite_vec.load(connection)
+        connection.enable_load_extension(False)
+        return connection
 
     connection_class = InlineSQLiteConnection if inline else aiosqlite.Connection
 

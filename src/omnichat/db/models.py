@@ -4,5 +4,17 @@ from omnichat.apikeys.models import ApiKey
 from omnichat.auth.models import RefreshToken, TokenFamily, User
 from omnichat.chats.models import ChatSession, Message
 from omnichat.db.base import Base
+from omnichat.documents.models import Chunk, Document, IndexInfo
 
-__all__ = ["ApiKey", "Base", "ChatSession", "Message", "RefreshToken", "TokenFamily", "User"]
+__all__ = [
+    "ApiKey",
+    "Base",
+    "ChatSession",
+    "Chunk",
+    "Document",
+    "IndexInfo",
+    "Message",
+    "RefreshToken",
+    "TokenFamily",
+    "User",
+]

@@ -12,7 +12,7 @@ import asyncio
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 
 from omnichat.llm.types import Usage
 
@@ -27,6 +27,8 @@ class ReplyFinal:
     finish_reason: str | None = None
     usage: Usage = field(default_factory=Usage)
     error: str | None = None
+    # The documents an answer was grounded in (``rag``), as clients are shown them.
+    sources: list[dict[str, Any]] | None = None
 
 
 @dataclass
@@ -35,6 +37,7 @@ class LiveReply:
     user_id: str
     session_id: str | None
     model: str
+    sources: list[dict[str, Any]] | None = None
     deltas: list[str] = field(default_factory=list)
     final: ReplyFinal | None = None
     stop_requested: bool = False

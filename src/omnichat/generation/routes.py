@@ -57,7 +57,9 @@ async def chat_stream(
     """Seed 001: stores the prompt, streams ``data: {"delta": ...}`` events and ``data: [DONE]``,
     stores the reply when it ends (also if the client has gone)."""
     ref = generation.registry.resolve(body.model, provider=body.provider)
-    reply, _ = await generation.start_stored_reply(user.id, body.session_id, body.prompt, ref)
+    reply, _ = await generation.start_stored_reply(
+        user.id, body.session_id, body.prompt, ref, rag=body.rag
+    )
     return StreamingResponse(
         reply_events(generation.hub, reply, settings.stream_keepalive_s),
         media_type="text/event-stream",
@@ -87,6 +89,7 @@ async def reattach(
             finish_reason=stored.finish_reason,
             usage=Usage(stored.input_tokens, stored.output_tokens),
             error=stored.error,
+            sources=stored.sources,
         )
         events = stored_reply_events(stored.id, stored.content, final)
     return StreamingResponse(events, media_type="text/event-stream", headers=SSE_HEADERS)
@@ -120,9 +123,15 @@ async def inference_query(
     """Seed 003: the whole reply as ``{"response": ...}``; stored when ``session_id`` is given."""
     ref = generation.registry.resolve(body.model)
     if body.session_id is None:
-        completion, used = await generation.generate(user.id, ref, Prompt(body.query))
-        return InferenceQueryResponse(response=completion.text, model=used.id)
-    reply, _ = await generation.start_stored_reply(user.id, body.session_id, body.query, ref)
+        generated = await generation.generate(user.id, ref, Prompt(body.query), rag=body.enable_rag)
+        return InferenceQueryResponse(
+            response=generated.completion.text,
+            model=generated.model.id,
+            sources=generated.sources or [],
+        )
+    reply, _ = await generation.start_stored_reply(
+        user.id, body.session_id, body.query, ref, rag=body.enable_rag
+    )
     assert reply.task is not None
     # Shielded: a client that goes away does not cancel the reply, which is stored regardless.
     await asyncio.shield(reply.task)
@@ -136,6 +145,7 @@ async def inference_query(
         model=final.model,
         session_id=reply.session_id,
         message_id=reply.message_id,
+        sources=reply.sources or [],
     )
 
 
@@ -154,5 +164,5 @@ async def cohere_generate(
         history = await generation.load_history(user.id, body.session)
         if history and history[-1].role == "user" and history[-1].content == body.prompt:
             history = history[:-1]
-    completion, used = await generation.generate(user.id, ref, Prompt(body.prompt, history))
-    return CohereGenerateResponse(text=completion.text, model=used.id)
+    generated = await generation.generate(user.id, ref, Prompt(body.prompt, history))
+    return CohereGenerateResponse(text=generated.completion.text, model=generated.model.id)

@@ -20,6 +20,8 @@ class ChatStreamRequest(RequestModel):
     prompt: PromptField
     provider: ModelField | None = None
     model: ModelField | None = None
+    # Ground the answer in the caller's documents; the sources ride on the closing event.
+    rag: bool = False
 
 
 class InferenceQueryRequest(RequestModel):
@@ -36,6 +38,7 @@ class InferenceQueryResponse(BaseModel):
     model: str
     session_id: str | None = None
     message_id: str | None = None
+    # With enable_rag: the passages the answer was grounded in, numbered as cited ([1] first).
     sources: list[dict[str, object]] = Field(default_factory=list)
 
 

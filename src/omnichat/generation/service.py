@@ -12,8 +12,9 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import timedelta
+from typing import Any
 
 from sqlalchemy import select, update
 
@@ -30,6 +31,7 @@ from omnichat.llm.errors import ProviderError
 from omnichat.llm.registry import ModelRef, ModelRegistry
 from omnichat.llm.resilience import Candidate, ResilientStream, RetryPolicy, resilient_generate
 from omnichat.llm.types import Completion, GenerationRequest, StreamEnd, TextDelta
+from omnichat.rag.grounding import Grounder, Grounding
 
 logger = logging.getLogger("omnichat.generation")
 INTERRUPTED = "The reply was interrupted (server restart)"
@@ -52,6 +54,19 @@ class Prompt:
     system_notes: Sequence[str] = field(default_factory=tuple)
     max_tokens: int | None = None
     temperature: float | None = None
+    # Set by ``ground``: the model gets the text with its sources instead of ``text``.
+    grounding: Grounding | None = None
+
+    @property
+    def sources(self) -> list[dict[str, Any]] | None:
+        return self.grounding.sources if self.grounding else None
+
+
+@dataclass(frozen=True)
+class Generated:
+    completion: Completion
+    model: ModelRef
+    sources: list[dict[str, Any]] | None
 
 
 class GenerationService:
@@ -63,6 +78,7 @@ class GenerationService:
         hub: StreamHub,
         limiter: GenerationLimiter,
         options: GenerationOptions,
+        grounder: Grounder,
     ) -> None:
         self._database = database
         self.registry = registry
@@ -70,17 +86,27 @@ class GenerationService:
         self.hub = hub
         self.limiter = limiter
         self._options = options
+        self._grounder = grounder
         self._finished = FinishedReplyWriter(database)
 
     # -- context ------------------------------------------------------------------------------
 
+    async def ground(self, user_id: str, prompt: Prompt) -> Prompt:
+        """The prompt with passages from the user's documents (unchanged if they have none).
+        Callers hold the user's generation slot: retrieval costs an embedding."""
+        grounding = await self._grounder.ground(user_id, prompt.text)
+        return replace(prompt, grounding=grounding) if grounding else prompt
+
     def build_request(self, ref: ModelRef, prompt: Prompt) -> GenerationRequest:
-        system = "\n\n".join([self._options.system_prompt, *prompt.system_notes]).strip()
+        notes = [*prompt.system_notes]
+        if prompt.grounding:
+            notes.append(prompt.grounding.system_note)
+        system = "\n\n".join([self._options.system_prompt, *notes]).strip()
         max_tokens = min(prompt.max_tokens or self._options.max_output_tokens, 1_000_000)
         budget = self.registry.context_tokens(ref) - max_tokens
         turns = fit_to_budget(
             clean_history(prompt.history),
-            prompt.text,
+            prompt.grounding.model_text if prompt.grounding else prompt.text,
             system=system or None,
             budget_tokens=max(budget, 256),
         )
@@ -107,16 +133,19 @@ class GenerationService:
     # -- one-shot, nothing stored ---------------------------------------------------------------
 
     async def generate(
-        self, user_id: str, ref: ModelRef, prompt: Prompt
-    ) -> tuple[Completion, ModelRef]:
+        self, user_id: str, ref: ModelRef, prompt: Prompt, *, rag: bool = False
+    ) -> Generated:
         """Under the user's rate and concurrency limits (429 when exceeded)."""
         await self.limiter.acquire(user_id)
         try:
-            return await resilient_generate(
+            if rag:
+                prompt = await self.ground(user_id, prompt)
+            completion, used = await resilient_generate(
                 self._candidates(ref),
                 lambda r: self.build_request(r, prompt),
                 self._options.policy,
             )
+            return Generated(completion, used, prompt.sources)
         finally:
             await self.limiter.release(user_id)
 
@@ -128,20 +157,26 @@ class GenerationService:
     # -- stored replies -----------------------------------------------------------------------
 
     async def start_stored_reply(
-        self, user_id: str, session_id: str | None, prompt_text: str, ref: ModelRef
+        self,
+        user_id: str,
+        session_id: str | None,
+        prompt_text: str,
+        ref: ModelRef,
+        *,
+        rag: bool = False,
     ) -> tuple[LiveReply, Message]:
         """Stores the user's message and an empty assistant message (in a new session when
         ``session_id`` is None), then starts the provider call in the background. Takes one of
         the user's concurrency slots (429 when none is free); the task gives it back."""
         await self.limiter.acquire(user_id)
         try:
-            return await self._start_stored_reply(user_id, session_id, prompt_text, ref)
+            return await self._start_stored_reply(user_id, session_id, prompt_text, ref, rag)
         except BaseException:
             await self.limiter.release(user_id)
             raise
 
     async def _start_stored_reply(
-        self, user_id: str, session_id: str | None, prompt_text: str, ref: ModelRef
+        self, user_id: str, session_id: str | None, prompt_text: str, ref: ModelRef, rag: bool
     ) -> tuple[LiveReply, Message]:
         # History is read before the write transaction: on SQLite that one holds the write lock.
         # add_exchange checks ownership (404) under the write lock.
@@ -149,16 +184,27 @@ class GenerationService:
             await self.load_history(user_id, session_id, check_owner=False) if session_id else []
         )
         prompt = Prompt(prompt_text, history)
+        if rag:
+            prompt = await self.ground(user_id, prompt)
         # Fail before storing anything if the prompt cannot fit the model.
         self.build_request(ref, prompt)
         async with unit_of_work(self._database.writer) as db:
             if session_id is None:
                 session_id = (await self._chats.create_session(db, user_id)).id
             user_message, reply_message = await self._chats.add_exchange(
-                db, user_id, session_id, prompt=prompt_text, reply_model=ref.id
+                db,
+                user_id,
+                session_id,
+                prompt=prompt_text,
+                reply_model=ref.id,
+                reply_sources=prompt.sources,
             )
         reply = LiveReply(
-            message_id=reply_message.id, user_id=user_id, session_id=session_id, model=ref.id
+            message_id=reply_message.id,
+            user_id=user_id,
+            session_id=session_id,
+            model=ref.id,
+            sources=prompt.sources,
         )
         self.hub.register(reply)
         reply.task = asyncio.create_task(self._run(reply, self.stream(ref, prompt)))
@@ -191,6 +237,8 @@ class GenerationService:
         except Exception:
             logger.exception("generation failed", extra={"message_id": reply.message_id})
             final = ReplyFinal("error", stream.model.id, "error", error="Internal error")
+        if reply.sources is not None:
+            final = replace(final, sources=reply.sources)
         reply.storing = True
         try:
             await self._store_final(reply, final)

@@ -8,6 +8,7 @@ import json
 import time
 import uuid
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from typing import Any
 
 from fastapi import APIRouter
@@ -76,13 +77,15 @@ async def chat_completions(
     completion_id = f"chatcmpl-{uuid.uuid4().hex}"
     created = int(time.time())
     if not body.stream:
-        completion, used = await generation.generate(user.id, ref, prompt)
+        generated = await generation.generate(user.id, ref, prompt, rag=body.rag)
+        completion = generated.completion
+        extra = {"sources": generated.sources} if generated.sources is not None else {}
         return JSONResponse(
             {
                 "id": completion_id,
                 "object": "chat.completion",
                 "created": created,
-                "model": used.id,
+                "model": generated.model.id,
                 "choices": [
                     {
                         "index": 0,
@@ -92,11 +95,14 @@ async def chat_completions(
                     }
                 ],
                 "usage": _usage(completion.usage),
+                **extra,
             }
         )
     # Streamed and not stored: the slot is held for as long as the response streams.
     await generation.limiter.acquire(user.id)
     try:
+        if body.rag:
+            prompt = await generation.ground(user.id, prompt)
         stream = generation.stream(ref, prompt)
         events = stream.__aiter__()
         # The first event before any byte is sent: provider failures (after retries and
@@ -107,9 +113,22 @@ async def chat_completions(
         raise
     include_usage = bool(body.stream_options and body.stream_options.include_usage)
     chunks = _chunk_stream(
-        generation, user.id, first, events, completion_id, created, stream.model.id, include_usage
+        generation,
+        user.id,
+        first,
+        events,
+        _ChunkMeta(completion_id, created, stream.model.id, include_usage, prompt.sources),
     )
     return StreamingResponse(chunks, media_type="text/event-stream", headers=SSE_HEADERS)
+
+
+@dataclass(frozen=True)
+class _ChunkMeta:
+    completion_id: str
+    created: int
+    model: str
+    include_usage: bool
+    sources: list[dict[str, Any]] | None
 
 
 def _sse(payload: dict[str, Any]) -> bytes:
@@ -121,16 +140,13 @@ async def _chunk_stream(
     user_id: str,
     first: StreamEvent,
     events: AsyncIterator[StreamEvent],
-    completion_id: str,
-    created: int,
-    model: str,
-    include_usage: bool,
+    meta: _ChunkMeta,
 ) -> AsyncIterator[bytes]:
     base = {
-        "id": completion_id,
+        "id": meta.completion_id,
         "object": "chat.completion.chunk",
-        "created": created,
-        "model": model,
+        "created": meta.created,
+        "model": meta.model,
     }
 
     def chunk(choices: list[dict[str, Any]], **extra: Any) -> bytes:
@@ -152,8 +168,10 @@ async def _chunk_stream(
             else:
                 end = event
             event = await anext(events, None)
-        yield chunk([{"index": 0, "delta": {}, "finish_reason": end.finish_reason}])
-        if include_usage:
+        # OmniChat's extension: the sources of a grounded answer ride on the closing chunk.
+        extra = {"sources": meta.sources} if meta.sources is not None else {}
+        yield chunk([{"index": 0, "delta": {}, "finish_reason": end.finish_reason}], **extra)
+        if meta.include_usage:
             yield chunk([], usage=_usage(end.usage))
         yield DONE
     except ProviderError as error:

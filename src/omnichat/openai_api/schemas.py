@@ -49,3 +49,6 @@ class ChatCompletionRequest(RequestModel):
     max_tokens: Annotated[int | None, Field(ge=1, le=1_000_000)] = None
     max_completion_tokens: Annotated[int | None, Field(ge=1, le=1_000_000)] = None
     temperature: Annotated[float | None, Field(ge=0, le=2)] = None
+    # OmniChat's extension (``extra_body={"rag": true}`` from the SDK): ground the answer in the
+    # caller's documents; ``sources`` then ride on the response (or the closing chunk).
+    rag: bool = False

@@ -1,0 +1,78 @@
+"""Blobs as files under one folder (the data dir's ``blobs`` by default)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import shutil
+import tempfile
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import BinaryIO
+
+from omnichat.blobs.base import BlobNotFound
+from omnichat.blobs.keys import check_key
+
+_COPY_CHUNK = 1024 * 1024
+
+
+def _fsync_dir(path: Path) -> None:
+    # Makes the rename itself durable; some platforms cannot open a folder, which is fine.
+    with contextlib.suppress(OSError):
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+class LocalBlobStore:
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    def _path(self, key: str) -> Path:
+        return self.root / check_key(key)
+
+    def _put(self, target: Path, source: Path) -> None:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        # Same folder as the target, so os.replace is a rename within one file system. The
+        # leading dot keeps temp names out of the key space.
+        fd, temp_name = tempfile.mkstemp(dir=target.parent, prefix=".tmp-")
+        try:
+            with os.fdopen(fd, "wb") as out, source.open("rb") as src:
+                shutil.copyfileobj(src, out, _COPY_CHUNK)
+                out.flush()
+                os.fsync(out.fileno())
+            os.replace(temp_name, target)
+        except BaseException:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(temp_name)
+            raise
+        _fsync_dir(target.parent)
+
+    async def put_file(self, key: str, source: Path) -> None:
+        await asyncio.to_thread(self._put, self._path(key), source)
+
+    async def read(self, key: str) -> bytes:
+        path = self._path(key)
+        try:
+            return await asyncio.to_thread(path.read_bytes)
+        except (FileNotFoundError, IsADirectoryError, NotADirectoryError) as exc:
+            raise BlobNotFound(key) from exc
+
+    async def stream(self, key: str, chunk_size: int = 64 * 1024) -> AsyncIterator[bytes]:
+        path = self._path(key)
+        try:
+            handle: BinaryIO = await asyncio.to_thread(path.open, "rb")
+        except (FileNotFoundError, IsADirectoryError, NotADirectoryError) as exc:
+            raise BlobNotFound(key) from exc
+        try:
+            while chunk := await asyncio.to_thread(handle.read, chunk_size):
+                yield chunk
+        finally:
+            await asyncio.to_thread(handle.close)
+
+    async def delete(self, key: str) -> None:
+        path = self._path(key)
+        await asyncio.to_thread(path.unlink, missing_ok=True)

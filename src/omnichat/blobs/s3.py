@@ -1,0 +1,90 @@
+"""Blobs in an S3 bucket (or any S3-compatible service: MinIO, R2, ...) through boto3.
+
+boto3 is synchronous; its clients are thread-safe, so one client serves every call, each run in
+a worker thread. Credentials come from the standard AWS chain (environment, config files,
+instance roles)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import boto3
+from botocore.config import Config
+from botocore.exceptions import ClientError
+
+from omnichat.blobs.base import BlobNotFound
+from omnichat.blobs.keys import check_key
+
+_MISSING_CODES = frozenset({"NoSuchKey", "404", "NotFound"})
+
+
+def _is_missing(exc: ClientError) -> bool:
+    return str(exc.response.get("Error", {}).get("Code")) in _MISSING_CODES
+
+
+class S3BlobStore:
+    def __init__(
+        self,
+        bucket: str,
+        prefix: str = "",
+        endpoint_url: str | None = None,
+        region: str = "us-east-1",
+    ) -> None:
+        self.bucket = bucket
+        self.prefix = prefix.strip("/")
+        config = Config(
+            retries={"max_attempts": 3, "mode": "standard"},
+            # S3-compatible servers behind a custom endpoint rarely do virtual-host buckets.
+            s3={"addressing_style": "path"} if endpoint_url else {},
+        )
+        # A session of its own: creating clients from boto3's shared default one is not
+        # thread-safe.
+        session = boto3.session.Session()
+        self._client: Any = session.client(
+            "s3", endpoint_url=endpoint_url, region_name=region, config=config
+        )
+
+    def _object_key(self, key: str) -> str:
+        check_key(key)
+        return f"{self.prefix}/{key}" if self.prefix else key
+
+    async def put_file(self, key: str, source: Path) -> None:
+        # A PUT (multipart or not) becomes visible whole, so readers never see part of it.
+        await asyncio.to_thread(
+            self._client.upload_file, str(source), self.bucket, self._object_key(key)
+        )
+
+    async def _get(self, key: str) -> Any:
+        try:
+            return await asyncio.to_thread(
+                self._client.get_object, Bucket=self.bucket, Key=self._object_key(key)
+            )
+        except ClientError as exc:
+            if _is_missing(exc):
+                raise BlobNotFound(key) from exc
+            raise
+
+    async def read(self, key: str) -> bytes:
+        body = (await self._get(key))["Body"]
+        try:
+            data: bytes = await asyncio.to_thread(body.read)
+        finally:
+            body.close()
+        return data
+
+    async def stream(self, key: str, chunk_size: int = 64 * 1024) -> AsyncIterator[bytes]:
+        body = (await self._get(key))["Body"]
+        try:
+            while chunk := await asyncio.to_thread(body.read, chunk_size):
+                yield chunk
+        finally:
+            body.close()
+
+    async def delete(self, key: str) -> None:
+        # S3 answers a DELETE of a missing key with success.
+        await asyncio.to_thread(
+            self._client.delete_object, Bucket=self.bucket, Key=self._object_key(key)
+        )

@@ -1,0 +1,41 @@
+"""Why a document could not be turned into text. Each is an ``AppError``, so it becomes a 4xx."""
+
+from __future__ import annotations
+
+from omnichat.errors import InvalidInput, PayloadTooLarge, UnsupportedMediaType
+
+ACCEPTED_TYPES = "PDF, DOCX, TXT or MD"
+
+
+class UnsupportedDocumentType(UnsupportedMediaType):
+    detail = f"Unsupported file type; upload a {ACCEPTED_TYPES} file"
+
+
+class EmptyDocument(InvalidInput):
+    detail = "The file is empty"
+
+
+class UnreadableDocument(InvalidInput):
+    """The file is of a supported type but damaged or malformed."""
+
+    detail = "The file is corrupt or malformed and could not be read"
+
+
+class EncryptedDocument(InvalidInput):
+    detail = "The PDF is encrypted or password-protected; upload an unprotected copy"
+
+
+class NoExtractableText(InvalidInput):
+    detail = "The document contains no extractable text"
+
+
+class UnsafeArchive(InvalidInput):
+    """A DOCX whose zip entries point outside the archive (absolute paths, ``..``, symlinks)."""
+
+    detail = "The DOCX file contains unsafe entries and was refused"
+
+
+class DocumentTooLarge(PayloadTooLarge):
+    """Over a configured limit: pages, extracted characters, or unpacked DOCX size."""
+
+    detail = "The document is too large to process"

@@ -1,0 +1,234 @@
+"""Indexing a stored document: chunk, embed, then one transaction that writes the chunks, their
+vectors and the ``ready`` status together, so a search never sees half a document.
+
+Crash-safe by construction: until that transaction commits the document is ``processing`` and
+its original is in the blob store, so a restart simply indexes it again (``resume``). Each run
+claims the document by bumping ``attempts``; the final write commits only if the claim is still
+the latest, so two workers that both pick it up cannot both write chunks.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import tempfile
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from sqlalchemy import delete, insert, select, update
+
+from omnichat.blobs.base import BlobStore
+from omnichat.db.base import utcnow
+from omnichat.db.engine import Database
+from omnichat.db.unit_of_work import unit_of_work
+from omnichat.documents.extraction import Extractor
+from omnichat.documents.models import Chunk, Document, DocumentStatus
+from omnichat.errors import AppError, BadGateway, InvalidInput, NotFound, ServiceUnavailable
+from omnichat.llm.errors import ProviderError
+from omnichat.rag.chunking import Chunker
+from omnichat.rag.index import VectorIndex
+from omnichat.rag.types import ChunkDraft, ExtractedDocument, VectorRecord
+
+logger = logging.getLogger("omnichat.documents")
+MAX_ATTEMPTS = 3
+INTERNAL_FAILURE = "Internal error while indexing the document"
+
+
+class _DocumentGone(Exception):
+    """Deleted while it was being indexed: nothing left to do."""
+
+
+@dataclass(frozen=True)
+class Claim:
+    document_id: str
+    user_id: str
+    attempt: int
+
+
+class Ingestor:
+    def __init__(
+        self,
+        database: Database,
+        blobs: BlobStore,
+        extractor: Extractor,
+        chunker: Chunker,
+        index: VectorIndex,
+        *,
+        scratch_dir: Path,
+        max_concurrent: int = 2,
+    ) -> None:
+        self._database = database
+        self._blobs = blobs
+        self.extractor = extractor
+        self.chunker = chunker
+        self._index = index
+        self._scratch_dir = scratch_dir
+        self._slots = asyncio.Semaphore(max_concurrent)
+        self._tasks: dict[str, asyncio.Task[AppError | None]] = {}
+
+    def start(
+        self, claim: Claim, extracted: ExtractedDocument | None = None
+    ) -> asyncio.Task[AppError | None]:
+        """Index in the background; ``extracted`` saves parsing the original again. The task's
+        result is the error to show a client waiting for the outcome, None when it is ready."""
+        task = asyncio.create_task(self._run(claim, extracted))
+        self._tasks[claim.document_id] = task
+        task.add_done_callback(lambda _: self._tasks.pop(claim.document_id, None))
+        return task
+
+    async def cancel(self, document_id: str) -> None:
+        task = self._tasks.get(document_id)
+        if task is not None:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+
+    async def shutdown(self) -> None:
+        """Stop indexing; those documents stay ``processing`` and resume at the next start."""
+        tasks = list(self._tasks.values())
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+    async def resume(self) -> int:
+        """Index again every document a stopped or crashed process left ``processing``."""
+        async with self._database.reader() as db:
+            rows = (
+                await db.execute(
+                    select(Document.id, Document.user_id, Document.attempts).where(
+                        Document.status == DocumentStatus.PROCESSING.value
+                    )
+                )
+            ).all()
+        resumed = 0
+        for document_id, user_id, attempts in rows:
+            if document_id in self._tasks:
+                continue
+            claim = await self._claim(document_id, user_id, attempts)
+            if claim is None:
+                continue
+            if claim.attempt > MAX_ATTEMPTS:
+                await self._fail(claim, "Indexing was interrupted too many times")
+                continue
+            self.start(claim)
+            resumed += 1
+        return resumed
+
+    async def _claim(self, document_id: str, user_id: str, seen_attempts: int) -> Claim | None:
+        async with unit_of_work(self._database.writer) as db:
+            result = await db.execute(
+                update(Document)
+                .where(
+                    Document.id == document_id,
+                    Document.status == DocumentStatus.PROCESSING.value,
+                    Document.attempts == seen_attempts,
+                )
+                .values(attempts=seen_attempts + 1, updated_at=utcnow())
+            )
+        if result.rowcount != 1:  # type: ignore[attr-defined]
+            return None  # someone else claimed it, or it finished or was deleted meanwhile
+        return Claim(document_id, user_id, seen_attempts + 1)
+
+    async def _run(self, claim: Claim, extracted: ExtractedDocument | None) -> AppError | None:
+        async with self._slots:
+            try:
+                self._index.check_usable()
+                if extracted is None:
+                    extracted = await self._extract_original(claim)
+                drafts = await asyncio.to_thread(self.chunker.chunk, extracted)
+                if not drafts:
+                    raise InvalidInput("The document has no text to index")
+                vectors = await self._index.embedder.embed_documents([d.text for d in drafts])
+                await self._commit(claim, extracted.page_count, drafts, vectors)
+                return None
+            except _DocumentGone:
+                return NotFound("The document was deleted while it was being indexed")
+            except AppError as error:
+                failure = error
+            except ProviderError as error:
+                failure = BadGateway(f"Embedding failed: {error.client_message}")
+            except Exception:
+                logger.exception("indexing failed", extra={"document_id": claim.document_id})
+                failure = ServiceUnavailable(INTERNAL_FAILURE)
+            await self._fail(claim, failure.detail)
+            return failure
+
+    async def _extract_original(self, claim: Claim) -> ExtractedDocument:
+        async with self._database.reader() as db:
+            document = await db.get(Document, claim.document_id)
+        if document is None:
+            raise _DocumentGone
+        data = await self._blobs.read(document.blob_key)
+        self._scratch_dir.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryDirectory(dir=self._scratch_dir) as folder:
+            path = Path(folder) / "original"
+            await asyncio.to_thread(path.write_bytes, data)
+            return await self.extractor.extract(path, document.filename)
+
+    async def _commit(
+        self,
+        claim: Claim,
+        pages: int,
+        drafts: Sequence[ChunkDraft],
+        vectors: Sequence[Sequence[float]],
+    ) -> None:
+        async with unit_of_work(self._database.writer) as db:
+            claimed = await db.execute(
+                update(Document)
+                .where(
+                    Document.id == claim.document_id,
+                    Document.status == DocumentStatus.PROCESSING.value,
+                    Document.attempts == claim.attempt,
+                )
+                .values(
+                    status=DocumentStatus.READY.value,
+                    pages=pages,
+                    chunk_count=len(drafts),
+                    embedder=self._index.embedder.name,
+                    error=None,
+                    updated_at=utcnow(),
+                )
+            )
+            if claimed.rowcount != 1:  # type: ignore[attr-defined]
+                return  # deleted, or claimed by a newer run: that one writes
+            # Chunks a crashed earlier attempt of this transaction could not have left, but a
+            # store that reuses ids must not see stale rows.
+            await db.execute(delete(Chunk).where(Chunk.document_id == claim.document_id))
+            chunk_ids = (
+                await db.scalars(
+                    insert(Chunk).returning(Chunk.id, sort_by_parameter_order=True),
+                    [
+                        {
+                            "document_id": claim.document_id,
+                            "user_id": claim.user_id,
+                            "ordinal": draft.ordinal,
+                            "page": draft.page,
+                            "text": draft.text,
+                            "token_count": draft.token_count,
+                        }
+                        for draft in drafts
+                    ],
+                )
+            ).all()
+            await self._index.store.upsert(
+                db,
+                claim.user_id,
+                [
+                    VectorRecord(chunk_id, claim.document_id, vector)
+                    for chunk_id, vector in zip(chunk_ids, vectors, strict=True)
+                ],
+            )
+
+    async def _fail(self, claim: Claim, reason: str) -> None:
+        async with unit_of_work(self._database.writer) as db:
+            await db.execute(
+                update(Document)
+                .where(
+                    Document.id == claim.document_id,
+                    Document.status == DocumentStatus.PROCESSING.value,
+                    Document.attempts == claim.attempt,
+                )
+                .values(
+                    status=DocumentStatus.FAILED.value, error=reason[:1000], updated_at=utcnow()
+                )
+            )

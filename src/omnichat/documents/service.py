@@ -1,0 +1,217 @@
+"""Documents: upload (checked, stored, indexed), list, get, delete, download. Every lookup is
+scoped to the owner; another user's document id is a 404 like a missing one.
+
+An upload is parsed before anything is stored, so a file that cannot be used (wrong type,
+encrypted, corrupt, no text) is refused with a 4xx and leaves nothing behind. Then the original
+goes to the blob store and the document row is written (``processing``); indexing follows.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import tempfile
+import unicodedata
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO
+
+from sqlalchemy import delete, func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from omnichat.blobs.base import BlobStore
+from omnichat.chats.service import ChatService
+from omnichat.db.engine import Database
+from omnichat.db.unit_of_work import unit_of_work
+from omnichat.documents.ingest import Claim, Ingestor
+from omnichat.documents.models import Chunk, Document, DocumentStatus
+from omnichat.errors import AppError, Conflict, NotFound, PayloadTooLarge
+from omnichat.rag.index import VectorIndex
+
+logger = logging.getLogger("omnichat.documents")
+DOCUMENT_NOT_FOUND = "Document not found"
+MAX_FILENAME_CHARS = 200
+COPY_CHUNK_BYTES = 1024 * 1024
+
+
+@dataclass(frozen=True)
+class DocumentLimits:
+    max_upload_bytes: int
+    max_documents_per_user: int
+    max_bytes_per_user: int
+
+
+@dataclass(frozen=True)
+class StoredUpload:
+    path: Path
+    size: int
+    sha256: str
+
+
+def display_filename(raw: str | None, kind: str) -> str:
+    """The client's name, made safe to show and to put in a Content-Disposition header: last
+    path component only, no control characters, no quotes, bounded length."""
+    name = (raw or "").replace("\\", "/").rsplit("/", 1)[-1]
+    name = unicodedata.normalize("NFC", name)
+    name = "".join(ch for ch in name if unicodedata.category(ch)[0] != "C" and ch not in "\"'")
+    name = name.strip().strip(".") or f"document.{kind}"
+    if len(name) > MAX_FILENAME_CHARS:
+        stem, dot, extension = name.rpartition(".")
+        if dot and len(extension) <= 10:
+            return stem[: MAX_FILENAME_CHARS - len(extension) - 1] + "." + extension
+        return name[:MAX_FILENAME_CHARS]
+    return name
+
+
+class DocumentService:
+    def __init__(
+        self,
+        database: Database,
+        blobs: BlobStore,
+        ingestor: Ingestor,
+        index: VectorIndex,
+        chats: ChatService,
+        limits: DocumentLimits,
+        scratch_dir: Path,
+    ) -> None:
+        self._database = database
+        self._blobs = blobs
+        self.ingestor = ingestor
+        self._index = index
+        self._chats = chats
+        self._limits = limits
+        self._scratch_dir = scratch_dir
+
+    # -- upload -------------------------------------------------------------------------------
+
+    async def upload(
+        self, user_id: str, source: BinaryIO, filename: str | None, session_id: str | None
+    ) -> tuple[Document, asyncio.Task[AppError | None]]:
+        """Checks, stores and starts indexing; the task finishes when the document is ready or
+        failed."""
+        self._index.check_usable()
+        self._scratch_dir.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryDirectory(dir=self._scratch_dir) as folder:
+            upload = await asyncio.to_thread(
+                _copy_limited, source, Path(folder) / "upload", self._limits.max_upload_bytes
+            )
+            async with self._database.reader() as db:
+                if session_id is not None:
+                    await self._chats.get_session(db, user_id, session_id)
+                await self._check_quota(db, user_id, upload.size)
+            extracted = await self.ingestor.extractor.extract(upload.path, filename)
+            document = Document(
+                user_id=user_id,
+                session_id=session_id,
+                filename=display_filename(filename, extracted.kind.value),
+                kind=extracted.kind.value,
+                size_bytes=upload.size,
+                sha256=upload.sha256,
+                blob_key="",
+                status=DocumentStatus.PROCESSING.value,
+                pages=extracted.page_count,
+                attempts=1,
+            )
+            document.blob_key = f"documents/{user_id}/{document.id}"
+            await self._blobs.put_file(document.blob_key, upload.path)
+        try:
+            async with unit_of_work(self._database.writer) as db:
+                # Again under the write lock: concurrent uploads must not pass the quota together.
+                await self._check_quota(db, user_id, upload.size)
+                if session_id is not None:
+                    await self._chats.get_session(db, user_id, session_id)
+                db.add(document)
+        except BaseException:
+            await self._blobs.delete(document.blob_key)
+            raise
+        task = self.ingestor.start(Claim(document.id, user_id, 1), extracted)
+        return document, task
+
+    async def _check_quota(self, db: AsyncSession, user_id: str, incoming: int) -> None:
+        count, total = (
+            await db.execute(
+                select(
+                    func.count(Document.id), func.coalesce(func.sum(Document.size_bytes), 0)
+                ).where(Document.user_id == user_id)
+            )
+        ).one()
+        if count >= self._limits.max_documents_per_user:
+            raise Conflict(
+                f"Document limit reached ({self._limits.max_documents_per_user}); "
+                "delete some documents first"
+            )
+        if total + incoming > self._limits.max_bytes_per_user:
+            raise PayloadTooLarge(
+                f"Storage quota exceeded ({self._limits.max_bytes_per_user} bytes per user); "
+                "delete some documents first"
+            )
+
+    # -- reading ------------------------------------------------------------------------------
+
+    async def list_documents(self, user_id: str, *, limit: int, offset: int) -> list[Document]:
+        async with self._database.reader() as db:
+            rows = await db.scalars(
+                select(Document)
+                .where(Document.user_id == user_id)
+                .order_by(Document.created_at.desc(), Document.id.desc())
+                .limit(limit)
+                .offset(offset)
+            )
+            return list(rows)
+
+    async def get_document(self, user_id: str, document_id: str) -> Document:
+        async with self._database.reader() as db:
+            document = await db.scalar(
+                select(Document).where(Document.id == document_id, Document.user_id == user_id)
+            )
+        if document is None:
+            raise NotFound(DOCUMENT_NOT_FOUND)
+        return document
+
+    async def open_original(
+        self, user_id: str, document_id: str
+    ) -> tuple[Document, AsyncIterator[bytes]]:
+        document = await self.get_document(user_id, document_id)
+        return document, self._blobs.stream(document.blob_key)
+
+    # -- delete -------------------------------------------------------------------------------
+
+    async def delete_document(self, user_id: str, document_id: str) -> None:
+        """Chunks, vectors and the row in one transaction, then the original."""
+        document = await self.get_document(user_id, document_id)
+        await self.ingestor.cancel(document_id)
+        async with unit_of_work(self._database.writer) as db:
+            owned = await db.scalar(
+                select(Document).where(Document.id == document_id, Document.user_id == user_id)
+            )
+            if owned is None:
+                raise NotFound(DOCUMENT_NOT_FOUND)
+            chunk_ids = list(
+                await db.scalars(select(Chunk.id).where(Chunk.document_id == document_id))
+            )
+            await self._index.store.delete(db, user_id, chunk_ids)
+            await db.execute(delete(Chunk).where(Chunk.document_id == document_id))
+            await db.delete(owned)
+        try:
+            await self._blobs.delete(document.blob_key)
+        except Exception:
+            # The row is gone, so nothing refers to the original any more; log for cleanup.
+            logger.exception(
+                "deleting a document's original failed", extra={"key": document.blob_key}
+            )
+
+
+def _copy_limited(source: BinaryIO, target: Path, max_bytes: int) -> StoredUpload:
+    digest = hashlib.sha256()
+    size = 0
+    source.seek(0)
+    with target.open("wb") as out:
+        while block := source.read(COPY_CHUNK_BYTES):
+            size += len(block)
+            if size > max_bytes:
+                raise PayloadTooLarge(f"The file exceeds the upload limit of {max_bytes} bytes")
+            digest.update(block)
+            out.write(block)
+    return StoredUpload(target, size, digest.hexdigest())

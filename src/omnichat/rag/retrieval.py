@@ -1,0 +1,145 @@
+"""Hybrid retrieval: vector and keyword candidates fused by reciprocal rank, then an optional
+reranker. Only chunks of the caller's ``ready`` documents come back."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+from sqlalchemy import exists, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from omnichat.db.engine import Database
+from omnichat.documents.models import Chunk, Document, DocumentStatus
+from omnichat.rag.embedders.base import Embedder
+from omnichat.rag.index import VectorIndex
+from omnichat.rag.keyword import keyword_search
+from omnichat.rag.types import VectorHit
+
+# The k of reciprocal rank fusion (Cormack et al. 2009): score = sum of 1 / (k + rank).
+RRF_K = 60
+
+
+@dataclass(frozen=True)
+class RetrievedChunk:
+    chunk_id: int
+    document_id: str
+    filename: str
+    page: int
+    text: str
+    score: float
+
+
+class Reranker(Protocol):
+    """Reorders (and may cut) fused candidates, e.g. with a cross-encoder."""
+
+    async def rerank(self, question: str, chunks: list[RetrievedChunk]) -> list[RetrievedChunk]: ...
+
+
+def reciprocal_rank_fusion(
+    rankings: Sequence[Sequence[int]], k: int = RRF_K
+) -> list[tuple[int, float]]:
+    scores: dict[int, float] = {}
+    for ranking in rankings:
+        for rank, chunk_id in enumerate(ranking, start=1):
+            scores[chunk_id] = scores.get(chunk_id, 0.0) + 1.0 / (k + rank)
+    return sorted(scores.items(), key=lambda item: (-item[1], item[0]))
+
+
+@dataclass(frozen=True)
+class RetrievalOptions:
+    top_k: int
+    candidates: int
+    mode: str = "hybrid"  # or "vector", "keyword" (benchmarks compare them)
+
+
+class Retriever:
+    def __init__(
+        self,
+        database: Database,
+        embedder: Embedder,
+        index: VectorIndex,
+        options: RetrievalOptions,
+        reranker: Reranker | None = None,
+    ) -> None:
+        self._database = database
+        self._embedder = embedder
+        self._index = index
+        self.options = options
+        self._reranker = reranker
+
+    async def has_documents(self, user_id: str) -> bool:
+        async with self._database.reader() as db:
+            return bool(
+                await db.scalar(
+                    select(
+                        exists().where(
+                            Document.user_id == user_id,
+                            Document.status == DocumentStatus.READY.value,
+                        )
+                    )
+                )
+            )
+
+    async def retrieve(
+        self, user_id: str, question: str, *, mode: str | None = None
+    ) -> list[RetrievedChunk]:
+        mode = mode or self.options.mode
+        if not await self.has_documents(user_id):
+            return []
+        self._index.check_usable()
+        vector_hits: list[VectorHit] = []
+        if mode != "keyword":
+            query_vector = await self._embedder.embed_query(question)
+        async with self._database.reader() as db:
+            rankings: list[list[int]] = []
+            if mode != "keyword":
+                vector_hits = await self._index.store.search(
+                    db, user_id, query_vector, self.options.candidates
+                )
+                rankings.append([hit.chunk_id for hit in vector_hits])
+            if mode != "vector":
+                rankings.append(
+                    await keyword_search(db, user_id, question, self.options.candidates)
+                )
+            fused = reciprocal_rank_fusion(rankings)
+            keep = self.options.top_k * (3 if self._reranker else 1)
+            chunks = await _load(db, user_id, fused, keep)
+        if self._reranker is not None:
+            chunks = await self._reranker.rerank(question, chunks)
+        return chunks[: self.options.top_k]
+
+
+async def _load(
+    db: AsyncSession, user_id: str, fused: list[tuple[int, float]], keep: int
+) -> list[RetrievedChunk]:
+    """The fused candidates that are the user's and in a ready document, best first. Candidates
+    from an external vector store can name chunks since deleted: those drop out here."""
+    wanted = fused[: keep * 2]
+    if not wanted:
+        return []
+    rows = await db.execute(
+        select(Chunk.id, Chunk.document_id, Document.filename, Chunk.page, Chunk.text)
+        .join(Document, Document.id == Chunk.document_id)
+        .where(
+            Chunk.id.in_([chunk_id for chunk_id, _ in wanted]),
+            Chunk.user_id == user_id,
+            Document.user_id == user_id,
+            Document.status == DocumentStatus.READY.value,
+        )
+    )
+    found = {row.id: row for row in rows}
+    chunks = [
+        RetrievedChunk(
+            chunk_id=chunk_id,
+            document_id=found[chunk_id].document_id,
+            filename=found[chunk_id].filename,
+            page=found[chunk_id].page,
+            text=found[chunk_id].text,
+            score=score,
+        )
+        for chunk_id, score in wanted
+        if chunk_id in found
+    ]
+    return chunks[:keep]
