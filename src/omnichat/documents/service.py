@@ -34,6 +34,7 @@ logger = logging.getLogger("omnichat.documents")
 DOCUMENT_NOT_FOUND = "Document not found"
 MAX_FILENAME_CHARS = 200
 COPY_CHUNK_BYTES = 1024 * 1024
+_MULTIPART_ESCAPES = (("%22", '"'), ("%0D", "\r"), ("%0A", "\n"))
 
 
 @dataclass(frozen=True)
@@ -53,6 +54,9 @@ class StoredUpload:
 def display_filename(raw: str | None, kind: str) -> str:
     """The client's name, made safe to show and to put in a Content-Disposition header: last
     path component only, no control characters, no quotes, bounded length."""
+    # Browsers (and httpx) escape these three in multipart filenames (HTML5 form encoding).
+    for escaped, character in _MULTIPART_ESCAPES:
+        raw = (raw or "").replace(escaped, character)
     name = (raw or "").replace("\\", "/").rsplit("/", 1)[-1]
     name = unicodedata.normalize("NFC", name)
     name = "".join(ch for ch in name if unicodedata.category(ch)[0] != "C" and ch not in "\"'")
