@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from sqlalchemy import delete, insert, select, update
+from sqlalchemy import Update, delete, insert, select, update
 
 from omnichat.blobs.base import BlobStore
 from omnichat.db.base import utcnow
@@ -44,6 +44,15 @@ class Claim:
     document_id: str
     user_id: str
     attempt: int
+
+
+def _still_claimed(claim: Claim) -> Update:
+    """An UPDATE of the document that matches only while this run's claim is the latest."""
+    return update(Document).where(
+        Document.id == claim.document_id,
+        Document.status == DocumentStatus.PROCESSING.value,
+        Document.attempts == claim.attempt,
+    )
 
 
 class Ingestor:
@@ -174,13 +183,7 @@ class Ingestor:
     ) -> None:
         async with unit_of_work(self._database.writer) as db:
             claimed = await db.execute(
-                update(Document)
-                .where(
-                    Document.id == claim.document_id,
-                    Document.status == DocumentStatus.PROCESSING.value,
-                    Document.attempts == claim.attempt,
-                )
-                .values(
+                _still_claimed(claim).values(
                     status=DocumentStatus.READY.value,
                     pages=pages,
                     chunk_count=len(drafts),
@@ -222,13 +225,7 @@ class Ingestor:
     async def _fail(self, claim: Claim, reason: str) -> None:
         async with unit_of_work(self._database.writer) as db:
             await db.execute(
-                update(Document)
-                .where(
-                    Document.id == claim.document_id,
-                    Document.status == DocumentStatus.PROCESSING.value,
-                    Document.attempts == claim.attempt,
-                )
-                .values(
+                _still_claimed(claim).values(
                     status=DocumentStatus.FAILED.value, error=reason[:1000], updated_at=utcnow()
                 )
             )

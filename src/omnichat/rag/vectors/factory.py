@@ -26,13 +26,7 @@ def build_vector_store(settings: Settings, database: Database) -> VectorStore:
 
         return PgVectorStore(database)
     if choice == "pinecone":
-        if settings.pinecone_api_key is None:
-            raise ValueError("OMNICHAT_VECTOR_STORE=pinecone needs PINECONE_API_KEY")
         from omnichat.rag.vectors.pinecone import PineconeVectorStore
 
-        return PineconeVectorStore(
-            api_key=settings.pinecone_api_key.get_secret_value(),
-            index_name=settings.pinecone_index,
-            host=settings.pinecone_host,
-        )
+        return PineconeVectorStore.from_settings(settings)
     raise ValueError(f"OMNICHAT_VECTOR_STORE must be one of {', '.join(CHOICES)}, not {choice!r}")
