@@ -124,15 +124,10 @@ class Ingestor:
         return resumed
 
     async def _claim(self, document_id: str, user_id: str, seen_attempts: int) -> Claim | None:
+        latest = Claim(document_id, user_id, seen_attempts)
         async with unit_of_work(self._database.writer) as db:
             result = await db.execute(
-                update(Document)
-                .where(
-                    Document.id == document_id,
-                    Document.status == DocumentStatus.PROCESSING.value,
-                    Document.attempts == seen_attempts,
-                )
-                .values(attempts=seen_attempts + 1, updated_at=utcnow())
+                _still_claimed(latest).values(attempts=seen_attempts + 1, updated_at=utcnow())
             )
         if result.rowcount != 1:  # type: ignore[attr-defined]
             return None  # someone else claimed it, or it finished or was deleted meanwhile

@@ -54,10 +54,11 @@ class StoredUpload:
 def display_filename(raw: str | None, kind: str) -> str:
     """The client's name, made safe to show and to put in a Content-Disposition header: last
     path component only, no control characters, no quotes, bounded length."""
+    name = raw or ""
     # Browsers (and httpx) escape these three in multipart filenames (HTML5 form encoding).
     for escaped, character in _MULTIPART_ESCAPES:
-        raw = (raw or "").replace(escaped, character)
-    name = (raw or "").replace("\\", "/").rsplit("/", 1)[-1]
+        name = name.replace(escaped, character)
+    name = name.replace("\\", "/").rsplit("/", 1)[-1]
     name = unicodedata.normalize("NFC", name)
     name = "".join(ch for ch in name if unicodedata.category(ch)[0] != "C" and ch not in "\"'")
     name = name.strip().strip(".") or f"document.{kind}"
@@ -167,12 +168,7 @@ class DocumentService:
 
     async def get_document(self, user_id: str, document_id: str) -> Document:
         async with self._database.reader() as db:
-            document = await db.scalar(
-                select(Document).where(Document.id == document_id, Document.user_id == user_id)
-            )
-        if document is None:
-            raise NotFound(DOCUMENT_NOT_FOUND)
-        return document
+            return await _owned(db, user_id, document_id)
 
     async def open_original(
         self, user_id: str, document_id: str
@@ -187,11 +183,7 @@ class DocumentService:
         document = await self.get_document(user_id, document_id)
         await self.ingestor.cancel(document_id)
         async with unit_of_work(self._database.writer) as db:
-            owned = await db.scalar(
-                select(Document).where(Document.id == document_id, Document.user_id == user_id)
-            )
-            if owned is None:
-                raise NotFound(DOCUMENT_NOT_FOUND)
+            owned = await _owned(db, user_id, document_id)
             chunk_ids = list(
                 await db.scalars(select(Chunk.id).where(Chunk.document_id == document_id))
             )
@@ -205,6 +197,16 @@ class DocumentService:
             logger.exception(
                 "deleting a document's original failed", extra={"key": document.blob_key}
             )
+
+
+async def _owned(db: AsyncSession, user_id: str, document_id: str) -> Document:
+    """The caller's document; another user's id is a 404 like a missing one."""
+    document = await db.scalar(
+        select(Document).where(Document.id == document_id, Document.user_id == user_id)
+    )
+    if document is None:
+        raise NotFound(DOCUMENT_NOT_FOUND)
+    return document
 
 
 def _copy_limited(source: BinaryIO, target: Path, max_bytes: int) -> StoredUpload:

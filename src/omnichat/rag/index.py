@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import logging
 
-from sqlalchemy import select
-
 from omnichat.db.engine import Database
 from omnichat.db.unit_of_work import unit_of_work
 from omnichat.documents.models import IndexInfo
@@ -57,9 +55,7 @@ class VectorIndex:
 
     async def record_rebuilt(self) -> None:
         async with unit_of_work(self._database.writer) as db:
-            info = (
-                await db.execute(select(IndexInfo).where(IndexInfo.name == INDEX_NAME))
-            ).scalar_one_or_none()
+            info = await db.get(IndexInfo, INDEX_NAME)
             if info is None:
                 info = IndexInfo(name=INDEX_NAME, embedder="", dimension=0)
                 db.add(info)

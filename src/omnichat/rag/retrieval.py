@@ -85,9 +85,9 @@ class Retriever:
     async def retrieve(
         self, user_id: str, question: str, *, mode: str | None = None
     ) -> list[RetrievedChunk]:
+        """Callers that may ask for a user without documents check ``has_documents`` first
+        (the grounder does): it spares the query embedding."""
         mode = mode or self.options.mode
-        if not await self.has_documents(user_id):
-            return []
         self._index.check_usable()
         vector_hits: list[VectorHit] = []
         if mode != "keyword":
