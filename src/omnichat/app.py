@@ -26,6 +26,7 @@ from omnichat.openai_api.routes import router as openai_router
 from omnichat.ops.middleware import BodySizeLimitMiddleware, RequestContextMiddleware
 from omnichat.ops.routes import router as ops_router
 from omnichat.settings import Settings
+from omnichat.web.routes import router as web_router
 
 logger = logging.getLogger("omnichat.app")
 UPLOAD_PATH = "/upload/document"
@@ -82,6 +83,7 @@ def create_app(
         api_keys_router,
         openai_router,
         documents_router,
+        *([web_router] if settings.web_ui else []),  # "/" and "/ui/*": the browser UI
     ):
         app.include_router(router)
     app.add_middleware(

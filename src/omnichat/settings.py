@@ -157,6 +157,8 @@ class Settings(BaseSettings):
     cors_origins: list[str] = Field(default_factory=lambda: ["*"])
     log_level: str = "INFO"
     access_log: bool = True
+    # The browser chat UI at "/" (static files, a client of the public API).
+    web_ui: bool = True
 
     @model_validator(mode="after")
     def _refuse_placeholder_secret(self) -> Settings:
