@@ -19,18 +19,23 @@
    32) on this CPU; and the query embedding alone.
 
 3. Query latency of ``Retriever.retrieve`` (hybrid, vector-only, keyword-only) and of the raw
-   ``store.search`` on SQLite/sqlite-vec with synthetic chunks inserted directly (random unit
-   vectors; text drawn from the corpus's words for FTS5): one user with 10k chunks, then one
+   ``store.search`` on SQLite/sqlite-vec, then on PostgreSQL/pgvector (a pgserver instance;
+   ``--no-postgres`` skips it), with synthetic chunks inserted directly (random unit vectors;
+   text drawn from the corpus's words for the keyword index): one user with 10k chunks, then one
    with 99k of 100k and one with 1k of 100k. The query vector is fixed so that these times leave
    the query embedding out (measured separately in 2).
 
-    .venv/bin/python -m benchmarks.rag_bench [--quick]
+1. also sweeps convex fusion's weight, on every query, from one vector and one keyword search
+   per query fused with the app's ``convex_fusion``; the full run uses every document's query.
+
+    .venv/bin/python -m benchmarks.rag_bench [--quick] [--no-postgres]
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import hashlib
 import importlib
 import inspect
@@ -44,7 +49,7 @@ import sys
 import tempfile
 import time
 import warnings
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -61,15 +66,22 @@ from omnichat.documents.models import Chunk, Document, DocumentStatus
 from omnichat.rag.chunking import Chunker
 from omnichat.rag.embedders.local import LocalMiniLMEmbedder
 from omnichat.rag.keyword import keyword_search
-from omnichat.rag.retrieval import RetrievalOptions, Retriever
+from omnichat.rag.retrieval import RetrievalOptions, Retriever, convex_fusion
 from omnichat.rag.types import VectorRecord
 from omnichat.settings import Settings
 
 SECRET = "rag-benchmark-secret-key-0123456789abcdefghijklmnop"
-MODES = ("vector", "keyword", "hybrid")
+# label -> (retrieval mode, fusion)
+MODES = {
+    "vector": ("vector", "convex"),
+    "keyword": ("keyword", "convex"),
+    "hybrid, convex (default)": ("hybrid", "convex"),
+    "hybrid, RRF k=60": ("hybrid", "rrf"),
+}
 TOP_K = 10
 CANDIDATES = 100
 SEED = 20261124
+SWEEP_WEIGHTS = (0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
 # Standard-library modules left out: side effects on import, platform-only, or test suites.
 SKIP_MODULES = {
     "antigravity",
@@ -233,6 +245,12 @@ class QualityResult:
     ingest_s: float
     ndcg: dict[str, float]
     recall: dict[str, float]
+    # nDCG@10 on the even- and odd-numbered queries: the fusion weight was chosen on the even
+    # half (with an offline sweep), so the odd half is its held-out check.
+    ndcg_halves: dict[str, tuple[float, float]]
+    # convex fusion's vector weight -> nDCG@10 (even half, odd half), from one vector and one
+    # keyword search per query fused with the app's convex_fusion
+    weight_sweep: dict[float, tuple[float, float]]
 
 
 async def bench_quality(folder: Path, items: list[Item], queries: list[Item]) -> QualityResult:
@@ -259,37 +277,84 @@ async def bench_quality(folder: Path, items: list[Item], queries: list[Item]) ->
         async with container.database.reader() as db:
             chunks = int(await db.scalar(text("SELECT count(*) FROM chunks")) or 0)
 
-        retriever = Retriever(
-            container.database,
-            container.vector_index.embedder,
-            container.vector_index,
-            RetrievalOptions(top_k=CANDIDATES, candidates=CANDIDATES),
-        )
-        ndcg: dict[str, list[float]] = {mode: [] for mode in MODES}
-        recall: dict[str, list[float]] = {mode: [] for mode in MODES}
+        retrievers = {
+            fusion: Retriever(
+                container.database,
+                container.vector_index.embedder,
+                container.vector_index,
+                RetrievalOptions(top_k=CANDIDATES, candidates=CANDIDATES, fusion=fusion),
+            )
+            for fusion in ("convex", "rrf")
+        }
+        ndcg: dict[str, list[float]] = {label: [] for label in MODES}
+        recall: dict[str, list[float]] = {label: [] for label in MODES}
         for query in queries:
             qrels = {query.doc_id: 1}
-            for mode in MODES:
-                ranked: list[str] = []
-                for chunk in await retriever.retrieve(user_id, query.query, mode=mode):
-                    doc = by_document[chunk.document_id]
-                    if doc not in ranked:
-                        ranked.append(doc)
-                    if len(ranked) == TOP_K:
-                        break
-                ndcg[mode].append(ndcg_at_k(ranked, qrels))
+            for label, (mode, fusion) in MODES.items():
+                retrieved = await retrievers[fusion].retrieve(user_id, query.query, mode=mode)
+                ranked = top_documents(by_document[chunk.document_id] for chunk in retrieved)
+                ndcg[label].append(ndcg_at_k(ranked, qrels))
                 hits = sum(1 for doc in ranked if doc in qrels)
-                recall[mode].append(hits / len(qrels))
+                recall[label].append(hits / len(qrels))
+        weight_sweep = await sweep_weights(container, user_id, queries, by_document)
         return QualityResult(
             documents=len(items),
             chunks=chunks,
             queries=len(queries),
             ingest_s=ingest_s,
-            ndcg={mode: 100 * statistics.fmean(ndcg[mode]) for mode in MODES},
-            recall={mode: 100 * statistics.fmean(recall[mode]) for mode in MODES},
+            ndcg={label: 100 * statistics.fmean(ndcg[label]) for label in MODES},
+            recall={label: 100 * statistics.fmean(recall[label]) for label in MODES},
+            ndcg_halves={
+                label: (
+                    100 * statistics.fmean(ndcg[label][0::2]),
+                    100 * statistics.fmean(ndcg[label][1::2]),
+                )
+                for label in MODES
+            },
+            weight_sweep=weight_sweep,
         )
     finally:
         await stop_container(container)
+
+
+def top_documents(documents_best_first: Iterable[str]) -> list[str]:
+    """The first TOP_K distinct documents (a document ranks by its best chunk)."""
+    ranked: list[str] = []
+    for doc in documents_best_first:
+        if doc not in ranked:
+            ranked.append(doc)
+            if len(ranked) == TOP_K:
+                break
+    return ranked
+
+
+async def sweep_weights(
+    container: Container, user_id: str, queries: list[Item], by_document: dict[str, str]
+) -> dict[float, tuple[float, float]]:
+    embedder = container.vector_index.embedder
+    async with container.database.reader() as db:
+        rows = await db.execute(text("SELECT id, document_id FROM chunks"))
+        chunk_doc = {int(chunk_id): by_document[document_id] for chunk_id, document_id in rows}
+        searched = []
+        for query in queries:
+            vector = await embedder.embed_query(query.query)
+            vector_hits = await container.vector_index.store.search(db, user_id, vector, CANDIDATES)
+            keyword_hits = await keyword_search(db, user_id, query.query, CANDIDATES)
+            searched.append((query, vector_hits, keyword_hits))
+    sweep: dict[float, tuple[float, float]] = {}
+    for weight in SWEEP_WEIGHTS:
+        scores = [
+            ndcg_at_k(
+                top_documents(
+                    chunk_doc[chunk_id]
+                    for chunk_id, _ in convex_fusion([(vhits, weight), (khits, 1 - weight)])
+                ),
+                {query.doc_id: 1},
+            )
+            for query, vhits, khits in searched
+        ]
+        sweep[weight] = (100 * statistics.fmean(scores[0::2]), 100 * statistics.fmean(scores[1::2]))
+    return sweep
 
 
 # -- 2. ingest speed -----------------------------------------------------------------------------
@@ -518,9 +583,15 @@ async def measure_case(
 
 
 async def bench_latency(
-    folder: Path, items: list[Item], small_total: int, large_total: int, queries: int
+    folder: Path,
+    items: list[Item],
+    small_total: int,
+    large_total: int,
+    queries: int,
+    database_url: str | None = None,
 ) -> list[LatencyCase]:
-    container = await start_container(make_settings(folder))
+    overrides = {"database_url": database_url} if database_url else {}
+    container = await start_container(make_settings(folder, **overrides))
     rng = np.random.default_rng(SEED)
     words = [word for item in items for word in item.text.split()]
     questions = [item.query for item in random.Random(SEED).sample(items, queries)]
@@ -561,11 +632,28 @@ async def bench_latency(
         await stop_container(container)
 
 
+@contextlib.contextmanager
+def postgres_database(folder: Path) -> Iterator[str]:
+    """A throwaway PostgreSQL server with pgvector (the ``pgserver`` package of the test extra)."""
+    import pgserver
+
+    server = pgserver.get_server(folder, cleanup_mode="stop")
+    try:
+        server.psql("CREATE DATABASE bench;")
+        socket_dir = server.get_uri().split("host=", 1)[1]
+        yield f"postgresql+asyncpg://postgres:@/bench?host={socket_dir}"
+    finally:
+        server.cleanup()
+
+
 # -- report --------------------------------------------------------------------------------------
 
 
 def report(
-    quality: QualityResult, ingest: IngestResult, latency: list[LatencyCase], elapsed_s: float
+    quality: QualityResult,
+    ingest: IngestResult,
+    latency: dict[str, list[LatencyCase]],
+    elapsed_s: float,
 ) -> None:
     print(f"\nPython {platform.python_version()}, {platform.processor() or platform.machine()}")
     print(
@@ -576,9 +664,22 @@ def report(
         f"ingest through DocumentService.upload: {quality.ingest_s:.1f} s "
         f"({quality.documents / quality.ingest_s:.1f} documents/s)"
     )
-    print("\n| mode | nDCG@10 | recall@10 |\n|---|---|---|")
-    for mode in MODES:
-        print(f"| {mode} | {quality.ndcg[mode]:.1f} | {quality.recall[mode]:.1f} |")
+    print(
+        "\n| mode | nDCG@10 | recall@10 | nDCG@10 even queries (dev) | odd queries (held out) |"
+        "\n|---|---|---|---|---|"
+    )
+    for label in MODES:
+        even, odd = quality.ndcg_halves[label]
+        print(
+            f"| {label} | {quality.ndcg[label]:.1f} | {quality.recall[label]:.1f} | "
+            f"{even:.1f} | {odd:.1f} |"
+        )
+    print(
+        "\nconvex fusion's vector weight (the keyword side weighs 1 - w), nDCG@10:\n\n"
+        "| w | even queries (dev) | odd queries (held out) |\n|---|---|---|"
+    )
+    for weight, (even, odd) in quality.weight_sweep.items():
+        print(f"| {weight:.1f} | {even:.1f} | {odd:.1f} |")
 
     print("\n## Ingest speed\n\n| step | amount | seconds | rate |\n|---|---|---|---|")
     print(
@@ -604,9 +705,13 @@ def report(
         f"mean {mean:.1f} ms"
     )
 
-    print(
-        "\n## Query latency, SQLite/sqlite-vec (query embedding excluded; top_k 5, candidates 30)\n"
-    )
+    for backend, cases in latency.items():
+        print_latency(backend, cases)
+    print(f"\ntotal run time {elapsed_s:.0f} s")
+
+
+def print_latency(backend: str, latency: list[LatencyCase]) -> None:
+    print(f"\n## Query latency, {backend} (query embedding excluded; top_k 5, candidates 30)\n")
     print(
         "| user's chunks / total | hybrid p50 / p99 ms | vector-only p50 / p99 ms | "
         "store.search p50 / p99 ms | keyword_search p50 / p99 ms |\n|---|---|---|---|---|"
@@ -623,12 +728,14 @@ def report(
             + " | ".join(f"{c[0]:.2f} / {c[1]:.2f}" for c in cells)
             + " |"
         )
-    print(f"\ntotal run time {elapsed_s:.0f} s")
 
 
 async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="a small subset, ~2 minutes")
+    parser.add_argument(
+        "--no-postgres", action="store_true", help="skip the PostgreSQL/pgvector latency cases"
+    )
     args = parser.parse_args()
     started = time.perf_counter()
     items = build_docstring_set()
@@ -639,15 +746,21 @@ async def main() -> None:
         pages, small_total, large_total, latency_queries = 40, 2_000, 10_000, 30
     else:
         corpus = items
-        queries = rng.sample(corpus, min(300, len(corpus)))
+        queries = items  # every document's summary is a query
         pages, small_total, large_total, latency_queries = 200, 10_000, 100_000, 100
     with tempfile.TemporaryDirectory(prefix="rag-bench-") as tmp:
         folder = Path(tmp)
         quality = await bench_quality(folder / "quality", corpus, queries)
         ingest = await bench_ingest(folder / "ingest", items, pages)
-        latency = await bench_latency(
-            folder / "latency", items, small_total, large_total, latency_queries
-        )
+        sizes = (small_total, large_total, latency_queries)
+        latency = {
+            "SQLite/sqlite-vec": await bench_latency(folder / "latency", items, *sizes),
+        }
+        if not args.no_postgres:
+            with postgres_database(folder / "pg") as database_url:
+                latency["PostgreSQL 16/pgvector (pgserver)"] = await bench_latency(
+                    folder / "latency-pg", items, *sizes, database_url=database_url
+                )
     report(quality, ingest, latency, time.perf_counter() - started)
 
 

@@ -6,17 +6,21 @@ identical vector or the very same rare word."""
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import pytest
+from alembic import command
+from alembic.config import Config
 from sqlalchemy import insert, text
+from sqlalchemy.engine import Connection
 
 from omnichat.container import Container
+from omnichat.db.migrate import alembic_config
 from omnichat.db.unit_of_work import unit_of_work
 from omnichat.documents.models import Chunk, Document, DocumentStatus
-from omnichat.rag.keyword import keyword_search, query_terms
-from omnichat.rag.retrieval import reciprocal_rank_fusion
-from omnichat.rag.types import VectorRecord
+from omnichat.rag.keyword import keyword_search, owner_token, query_terms
+from omnichat.rag.retrieval import RetrievalOptions, convex_fusion, reciprocal_rank_fusion
+from omnichat.rag.types import KeywordHit, VectorHit, VectorRecord
 from omnichat.rag.vectors.base import VectorStore
 from omnichat.rag.vectors.factory import build_vector_store
 from tests.conftest import TestUser, UserFactory
@@ -169,8 +173,11 @@ async def test_keyword_search_is_scoped_to_owner_and_ready_documents(
         status=DocumentStatus.PROCESSING,
     )
     async with container.database.reader() as db:
-        assert await keyword_search(db, alice.id, "what fuels the zorblax?", 10) == [alice_chunk]
+        [hit] = await keyword_search(db, alice.id, "what fuels the zorblax?", 10)
+        assert hit.chunk_id == alice_chunk
         assert await keyword_search(db, bob.id, "zorblax", 10) == []
+        # Naming another user's index partition in the question matches nothing of theirs.
+        assert await keyword_search(db, bob.id, f"zorblax {owner_token(alice.id)}", 10) == []
 
 
 async def test_keyword_search_ranks_and_stems(
@@ -188,9 +195,11 @@ async def test_keyword_search_ranks_and_stems(
         ],
     )
     async with container.database.reader() as db:
-        ranked = await keyword_search(db, user.id, "quantum ferret jumps", 10)
+        hits = await keyword_search(db, user.id, "quantum ferret jumps", 10)
+    ranked = [hit.chunk_id for hit in hits]
     assert ranked[:2] == [both, one]
     assert none not in ranked
+    assert hits[0].score > hits[1].score
 
 
 @pytest.mark.parametrize(
@@ -224,3 +233,61 @@ def test_reciprocal_rank_fusion_rewards_agreement() -> None:
     assert scores[1] == pytest.approx(1 / 61 + 1 / 62)
     assert scores[4] == pytest.approx(1 / 63)
     assert reciprocal_rank_fusion([]) == []
+
+
+def test_convex_fusion_weighs_normalized_scores() -> None:
+    vector = [VectorHit(1, 0.9), VectorHit(2, 0.7), VectorHit(3, 0.5)]
+    keyword = [KeywordHit(3, 12.0), KeywordHit(4, 2.0)]
+    fused = dict(convex_fusion([(vector, 0.6), (keyword, 0.4)]))
+    # vector normalized: 1 -> 1.0, 2 -> 0.5, 3 -> 0.0; keyword: 3 -> 1.0, 4 -> 0.0
+    assert fused == pytest.approx({1: 0.6, 2: 0.3, 3: 0.4, 4: 0.0})
+    assert [chunk for chunk, _ in convex_fusion([(vector, 0.6), (keyword, 0.4)])] == [1, 3, 2, 4]
+    # One hit (or equal scores) counts fully rather than as the bottom of its range.
+    assert dict(convex_fusion([([KeywordHit(7, 3.0)], 0.4)])) == {7: pytest.approx(0.4)}
+    assert convex_fusion([([], 0.6), ([], 0.4)]) == []
+
+
+@pytest.mark.parametrize(("fusion", "first"), [("convex", 2), ("rrf", 1)])
+def test_retrieval_options_choose_the_fusion(fusion: str, first: int) -> None:
+    # Vector barely prefers 1; keyword strongly prefers 2: only score fusion sees the margins.
+    vector = [VectorHit(1, 0.81), VectorHit(2, 0.80), VectorHit(3, 0.1)]
+    keyword = [KeywordHit(2, 9.0), KeywordHit(1, 1.0), KeywordHit(3, 0.5)]
+    options = RetrievalOptions(top_k=3, candidates=3, fusion=fusion)
+    assert options.fuse(vector, keyword)[0][0] == first
+
+
+async def test_keyword_index_survives_migration_down_and_up(
+    container: Container, store: VectorStore, make_user: UserFactory
+) -> None:
+    """0004 rebuilds the keyword index from the chunks already stored, both ways."""
+    user = await make_user()
+    [chunk] = await add_document(
+        container, store, user, [("The quuxotron hums at night.", basis(1))]
+    )
+    engine = container.database.writer_engine or container.database.engine
+
+    async def migrate(step: Callable[[Config, str], None], revision: str) -> None:
+        def run(connection: Connection) -> None:
+            config = alembic_config()
+            config.attributes["connection"] = connection
+            step(config, revision)
+
+        async with engine.connect() as connection:
+            await connection.run_sync(run)
+            await connection.commit()
+
+    await migrate(command.downgrade, "0003")
+    async with container.database.reader() as db:
+        if container.settings.is_sqlite:  # 0003's index: text only
+            found = await db.execute(
+                text("SELECT rowid FROM chunks_fts WHERE chunks_fts MATCH 'quuxotron'")
+            )
+            assert [row for (row,) in found] == [chunk]
+        else:  # 0004 leaves PostgreSQL's index as it is
+            assert [hit.chunk_id for hit in await keyword_search(db, user.id, "quuxotron", 1)] == [
+                chunk
+            ]
+    await migrate(command.upgrade, "head")
+    async with container.database.reader() as db:
+        [hit] = await keyword_search(db, user.id, "quuxotron", 10)
+    assert hit.chunk_id == chunk

@@ -65,7 +65,12 @@ def build_container(
         database,
         embedder,
         vector_index,
-        RetrievalOptions(top_k=settings.rag_top_k, candidates=settings.rag_candidates),
+        RetrievalOptions(
+            top_k=settings.rag_top_k,
+            candidates=settings.rag_candidates,
+            fusion=settings.rag_fusion,
+            vector_weight=settings.rag_vector_weight,
+        ),
     )
     generation = GenerationService(
         database=database,

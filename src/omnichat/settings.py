@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 import secrets
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import AliasChoices, BeforeValidator, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -151,6 +151,9 @@ class Settings(BaseSettings):
     rag_top_k: Annotated[int, Field(ge=1, le=50)] = 5
     # Candidates taken from each of vector and keyword search before fusion.
     rag_candidates: Annotated[int, Field(ge=1, le=500)] = 30
+    # "convex": weighted sum of normalized scores; "rrf": reciprocal rank fusion (k = 60).
+    rag_fusion: Literal["convex", "rrf"] = "convex"
+    rag_vector_weight: Annotated[float, Field(ge=0, le=1)] = 0.6
     extraction_workers: Annotated[int, Field(ge=1, le=64)] = 2
 
     # Bearer tokens, not cookies, authenticate requests, so any origin may call the API by default.

@@ -1,5 +1,11 @@
-"""Hybrid retrieval: vector and keyword candidates fused by reciprocal rank, then an optional
-reranker. Only chunks of the caller's ``ready`` documents come back."""
+"""Hybrid retrieval: vector and keyword candidates fused, then an optional reranker. Only chunks of
+the caller's ``ready`` documents come back.
+
+Fusion is a convex combination of each side's min-max normalized scores by default (Bruch et al.
+2023, "An Analysis of Fusion Functions for Hybrid Retrieval", found it better than reciprocal
+rank fusion and robust in its one weight); reciprocal rank fusion is the alternative. The
+default weight was chosen on half of the benchmark's queries and checked on the other half
+(BENCHMARKS.md)."""
 
 from __future__ import annotations
 
@@ -15,10 +21,12 @@ from omnichat.documents.models import Chunk, Document, DocumentStatus
 from omnichat.rag.embedders.base import Embedder
 from omnichat.rag.index import VectorIndex
 from omnichat.rag.keyword import keyword_search
-from omnichat.rag.types import VectorHit
+from omnichat.rag.types import KeywordHit, VectorHit
 
 # The k of reciprocal rank fusion (Cormack et al. 2009): score = sum of 1 / (k + rank).
 RRF_K = 60
+
+Hit = VectorHit | KeywordHit
 
 
 @dataclass(frozen=True)
@@ -44,6 +52,25 @@ def reciprocal_rank_fusion(
     for ranking in rankings:
         for rank, chunk_id in enumerate(ranking, start=1):
             scores[chunk_id] = scores.get(chunk_id, 0.0) + 1.0 / (k + rank)
+    return _best_first(scores)
+
+
+def convex_fusion(weighted: Sequence[tuple[Sequence[Hit], float]]) -> list[tuple[int, float]]:
+    """Sum of weight x score, each ranking's scores min-max normalized to [0, 1] (a ranking whose
+    scores are all equal counts 1 for each); a chunk missing from a ranking gets 0 there."""
+    scores: dict[int, float] = {}
+    for hits, weight in weighted:
+        if not hits:
+            continue
+        low = min(hit.score for hit in hits)
+        spread = max(hit.score for hit in hits) - low
+        for hit in hits:
+            normalized = (hit.score - low) / spread if spread > 0 else 1.0
+            scores[hit.chunk_id] = scores.get(hit.chunk_id, 0.0) + weight * normalized
+    return _best_first(scores)
+
+
+def _best_first(scores: dict[int, float]) -> list[tuple[int, float]]:
     return sorted(scores.items(), key=lambda item: (-item[1], item[0]))
 
 
@@ -52,6 +79,18 @@ class RetrievalOptions:
     top_k: int
     candidates: int
     mode: str = "hybrid"  # or "vector", "keyword" (benchmarks compare them)
+    fusion: str = "convex"  # or "rrf"
+    vector_weight: float = 0.6  # convex fusion: the keyword side weighs 1 - this
+
+    def fuse(
+        self, vector_hits: Sequence[VectorHit], keyword_hits: Sequence[KeywordHit]
+    ) -> list[tuple[int, float]]:
+        if self.fusion == "rrf":
+            rankings = [[hit.chunk_id for hit in hits] for hits in (vector_hits, keyword_hits)]
+            return reciprocal_rank_fusion([ranking for ranking in rankings if ranking])
+        return convex_fusion(
+            [(vector_hits, self.vector_weight), (keyword_hits, 1.0 - self.vector_weight)]
+        )
 
 
 class Retriever:
@@ -90,20 +129,17 @@ class Retriever:
         mode = mode or self.options.mode
         self._index.check_usable()
         vector_hits: list[VectorHit] = []
+        keyword_hits: list[KeywordHit] = []
         if mode != "keyword":
             query_vector = await self._embedder.embed_query(question)
         async with self._database.reader() as db:
-            rankings: list[list[int]] = []
             if mode != "keyword":
                 vector_hits = await self._index.store.search(
                     db, user_id, query_vector, self.options.candidates
                 )
-                rankings.append([hit.chunk_id for hit in vector_hits])
             if mode != "vector":
-                rankings.append(
-                    await keyword_search(db, user_id, question, self.options.candidates)
-                )
-            fused = reciprocal_rank_fusion(rankings)
+                keyword_hits = await keyword_search(db, user_id, question, self.options.candidates)
+            fused = self.options.fuse(vector_hits, keyword_hits)
             keep = self.options.top_k * (3 if self._reranker else 1)
             chunks = await _load(db, user_id, fused, keep)
         if self._reranker is not None:

@@ -53,3 +53,9 @@ class VectorRecord:
 class VectorHit:
     chunk_id: int
     score: float  # cosine similarity: higher is closer
+
+
+@dataclass(frozen=True)
+class KeywordHit:
+    chunk_id: int
+    score: float  # BM25 (SQLite) or ts_rank_cd (PostgreSQL): higher is a better match
