@@ -95,6 +95,8 @@ def make_gemini(
             base_url=server.base_url,  # the SDK adds /{api_version}/models/{model}:...
             api_version=api_version,  # None: the SDK's default, "v1" in google-genai 3.x
             timeout=int(timeout * 1000),  # milliseconds
+            # httpx2, as OmniChat's adapter pins it (the SDK would pick aiohttp, installed here)
+            async_client_args={"transport": httpx2.AsyncHTTPTransport()},
         ),
     )
 
@@ -646,7 +648,7 @@ async def test_gemini_cut_mid_stream(
 ) -> None:
     fake_provider.script(CutAfter(3), CutAfter(3))
     received: list[str] = []
-    # google-genai does not wrap transport errors: raw httpx2 (its default backend here).
+    # google-genai does not wrap transport errors: raw httpx2 (the backend pinned above).
     with pytest.raises(httpx2.RemoteProtocolError):
         await gemini_reply(gemini_client, True, out=received)
     assert "".join(received) == "Echo: tell me"

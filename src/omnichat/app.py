@@ -61,6 +61,7 @@ def create_app(
             # documents being indexed stay ``processing`` and resume at the next start.
             await ingestor.shutdown()
             await container.generation.hub.shutdown(settings.shutdown_grace_s)
+            await container.generation.registry.aclose()
             ingestor.extractor.close()
             await container.database.dispose()
 

@@ -26,6 +26,9 @@ class ChatModel(Protocol):
 
     def stream(self, request: GenerationRequest) -> AsyncIterator[StreamEvent]: ...
 
+    async def aclose(self) -> None:
+        """Closes the SDK client's connections (at shutdown)."""
+
 
 @dataclass(frozen=True)
 class ProviderConfig:

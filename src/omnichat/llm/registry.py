@@ -129,6 +129,11 @@ class ModelRegistry:
         for name in self.providers:
             self.chat_model(self.providers[name].default)
 
+    async def aclose(self) -> None:
+        adapters, self._adapters = list(self._adapters.values()), {}
+        for adapter in adapters:
+            await adapter.aclose()
+
     def context_tokens(self, ref: ModelRef) -> int:
         return self.providers[ref.provider].context_tokens
 

@@ -33,6 +33,9 @@ class AnthropicChatModel:
             timeout=anthropic.Timeout(**config.timeout_arguments()),
         )
 
+    async def aclose(self) -> None:
+        await self._client.close()
+
     def _params(self, request: GenerationRequest) -> dict[str, Any]:
         params: dict[str, Any] = {
             "model": request.model,

@@ -43,6 +43,9 @@ class CohereChatModel:
             max_retries=0,
         )
 
+    async def aclose(self) -> None:
+        await self._client.__aexit__(None, None, None)  # type: ignore[no-untyped-call]
+
     def _arguments(self, request: GenerationRequest) -> dict[str, Any]:
         messages: list[Any] = []
         if request.system:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from typing import Any
 
+import httpx2
 from google import genai
 from google.genai import types
 
@@ -48,8 +49,18 @@ class GeminiChatModel:
     def __init__(self, config: ProviderConfig) -> None:
         self.provider = config.name
         timeout_ms = int(max(config.idle_timeout_s, config.connect_timeout_s) * 1000)
-        options = types.HttpOptions(base_url=config.base_url, timeout=timeout_ms)
+        options = types.HttpOptions(
+            base_url=config.base_url,
+            timeout=timeout_ms,
+            # google-genai switches to aiohttp by itself whenever aiohttp is installed (it is,
+            # for OpenAI's transport), with other errors and timeout semantics; a transport of
+            # our choosing keeps it on httpx2, the backend its error handling here is built for.
+            async_client_args={"transport": httpx2.AsyncHTTPTransport()},
+        )
         self._client = genai.Client(api_key=config.api_key, http_options=options)
+
+    async def aclose(self) -> None:
+        await self._client.aio.aclose()
 
     def _arguments(self, request: GenerationRequest) -> dict[str, Any]:
         contents = [

@@ -30,6 +30,9 @@ class EchoChatModel:
     async def generate(self, request: GenerationRequest) -> Completion:
         return Completion(text=echo_reply(request))
 
+    async def aclose(self) -> None:
+        return None
+
     async def stream(self, request: GenerationRequest) -> AsyncIterator[StreamEvent]:
         words = echo_reply(request).split(" ")
         for index, word in enumerate(words):

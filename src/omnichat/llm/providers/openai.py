@@ -46,12 +46,18 @@ def _usage(usage: Any) -> Usage:
 class OpenAIChatModel:
     def __init__(self, config: ProviderConfig) -> None:
         self.provider = config.name
+        timeout = openai.Timeout(**config.timeout_arguments())
         self._client = AsyncOpenAI(
             api_key=config.api_key,
             base_url=config.base_url,
             max_retries=0,  # one retry policy, ours
-            timeout=openai.Timeout(**config.timeout_arguments()),
+            timeout=timeout,
+            # The SDK's aiohttp transport: its C HTTP parser costs a fraction of h11's per read.
+            http_client=openai.DefaultAioHttpClient(timeout=timeout),
         )
+
+    async def aclose(self) -> None:
+        await self._client.close()
 
     def _params(self, request: GenerationRequest) -> dict[str, Any]:
         return {"model": request.model, "messages": openai_messages(request), **request.sampling()}
