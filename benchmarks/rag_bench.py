@@ -650,12 +650,22 @@ def postgres_database(folder: Path) -> Iterator[str]:
 
 
 def report(
-    quality: QualityResult,
-    ingest: IngestResult,
+    quality: QualityResult | None,
+    ingest: IngestResult | None,
     latency: dict[str, list[LatencyCase]],
     elapsed_s: float,
 ) -> None:
     print(f"\nPython {platform.python_version()}, {platform.processor() or platform.machine()}")
+    if quality is not None:
+        print_quality(quality)
+    if ingest is not None:
+        print_ingest(ingest)
+    for backend, cases in latency.items():
+        print_latency(backend, cases)
+    print(f"\ntotal run time {elapsed_s:.0f} s")
+
+
+def print_quality(quality: QualityResult) -> None:
     print(
         f"\n## Retrieval quality: stdlib-docstring known-item set ({quality.documents} documents, "
         f"{quality.chunks} chunks, {quality.queries} queries; NOT SciFact)"
@@ -681,6 +691,8 @@ def report(
     for weight, (even, odd) in quality.weight_sweep.items():
         print(f"| {weight:.1f} | {even:.1f} | {odd:.1f} |")
 
+
+def print_ingest(ingest: IngestResult) -> None:
     print("\n## Ingest speed\n\n| step | amount | seconds | rate |\n|---|---|---|---|")
     print(
         f"| PDF extraction, one PDF (one worker) | {ingest.pdf_pages} pages | "
@@ -704,10 +716,6 @@ def report(
         f"\nquery embedding (embed_query, one question): p50 {p50:.1f} ms, p99 {p99:.1f} ms, "
         f"mean {mean:.1f} ms"
     )
-
-    for backend, cases in latency.items():
-        print_latency(backend, cases)
-    print(f"\ntotal run time {elapsed_s:.0f} s")
 
 
 def print_latency(backend: str, latency: list[LatencyCase]) -> None:
@@ -736,7 +744,13 @@ async def main() -> None:
     parser.add_argument(
         "--no-postgres", action="store_true", help="skip the PostgreSQL/pgvector latency cases"
     )
+    parser.add_argument(
+        "--parts",
+        default="quality,ingest,latency",
+        help="comma-separated subset of quality, ingest, latency (default: all)",
+    )
     args = parser.parse_args()
+    parts = set(args.parts.split(","))
     started = time.perf_counter()
     items = build_docstring_set()
     rng = random.Random(SEED)
@@ -750,13 +764,16 @@ async def main() -> None:
         pages, small_total, large_total, latency_queries = 200, 10_000, 100_000, 100
     with tempfile.TemporaryDirectory(prefix="rag-bench-") as tmp:
         folder = Path(tmp)
-        quality = await bench_quality(folder / "quality", corpus, queries)
-        ingest = await bench_ingest(folder / "ingest", items, pages)
+        quality = ingest = None
+        latency: dict[str, list[LatencyCase]] = {}
+        if "quality" in parts:
+            quality = await bench_quality(folder / "quality", corpus, queries)
+        if "ingest" in parts:
+            ingest = await bench_ingest(folder / "ingest", items, pages)
         sizes = (small_total, large_total, latency_queries)
-        latency = {
-            "SQLite/sqlite-vec": await bench_latency(folder / "latency", items, *sizes),
-        }
-        if not args.no_postgres:
+        if "latency" in parts:
+            latency["SQLite/sqlite-vec"] = await bench_latency(folder / "latency", items, *sizes)
+        if "latency" in parts and not args.no_postgres:
             with postgres_database(folder / "pg") as database_url:
                 latency["PostgreSQL 16/pgvector (pgserver)"] = await bench_latency(
                     folder / "latency-pg", items, *sizes, database_url=database_url
