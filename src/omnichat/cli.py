@@ -56,7 +56,9 @@ def _serve(settings: Settings, host: str, port: int, workers: int) -> None:
         "log_config": None,
         "access_log": False,  # our middleware writes the JSON access log
         "proxy_headers": True,
-        "timeout_graceful_shutdown": 30,
+        # Open streams hold their connections: uvicorn waits this long for them to close, then
+        # the lifespan stops the replies still running (after the same grace) and stores them.
+        "timeout_graceful_shutdown": settings.shutdown_grace_s,
     }
     if workers > 1:
         # Each worker process builds its own app (and reads the same environment).
