@@ -224,7 +224,8 @@ async def test_body_that_is_not_utf8_is_a_clear_4xx(
     r = await client.request(
         endpoint.method, endpoint.path, content=body, headers=JSON_HEADERS | auth
     )
-    assert_error(r, (400, 422))
+    # Like any other malformed JSON (FastAPI alone would answer 400 here).
+    assert assert_error(r, 422) == "Malformed JSON body"
     assert await state_of(client, auth) == before
 
 
@@ -492,6 +493,24 @@ async def test_streamed_body_over_limit_is_413(
     detail = assert_error(r, 413)
     assert str(DEFAULT_MAX_REQUEST_BYTES) in detail
     assert await state_of(client, auth) == before
+
+
+@pytest.mark.parametrize(
+    ("url", "body", "status"),
+    [
+        ("/v1/chat/completions", b"x" * (DEFAULT_MAX_REQUEST_BYTES + 1), 413),
+        ("/v1/chat/completions?x=%00", b"{}", 422),
+    ],
+    ids=["body-limit", "nul-query"],
+)
+async def test_refusals_before_routing_speak_openai_under_v1(
+    client: httpx.AsyncClient, url: str, body: bytes, status: int
+) -> None:
+    """The middleware's refusals carry OpenAI's ``error`` object under ``/v1/`` too, as the
+    schema declares: it is where OpenAI clients look."""
+    r = await client.post(url, content=body, headers=JSON_HEADERS)
+    detail = assert_error(r, status)
+    assert r.json()["error"]["message"] == detail
 
 
 @pytest.mark.parametrize("streamed", [False, True], ids=["content-length", "chunked"])

@@ -2,11 +2,34 @@
 
 from __future__ import annotations
 
+import re
+
 import httpx
 import pytest
 
 from omnichat.auth import passwords
 from tests.conftest import TestUser, UserFactory
+from tests.route_table import app_endpoints
+
+ROUTE_TABLE = [e for e in app_endpoints() if not e.mount]
+
+
+def _template(path: str) -> re.Pattern[str]:
+    return re.compile("^" + re.sub(r"\{[^}]+\}", "[^/]+", path) + "$")
+
+
+@pytest.mark.parametrize("path", sorted({e.path for e in ROUTE_TABLE}))
+async def test_405_allow_names_every_method_of_the_path(
+    client: httpx.AsyncClient, path: str
+) -> None:
+    """RFC 9110: ``Allow`` lists what the resource supports, across all the routes serving its
+    path (e.g. GET, PUT and DELETE /sessions/{id}), not only the first route matched."""
+    url = re.sub(r"\{[^}]+\}", "x", path)
+    expected = {e.method for e in ROUTE_TABLE if _template(e.path).match(url)}
+    r = await client.request("PATCH", url)
+    assert r.status_code == 405, r.text
+    assert set(r.headers["allow"].split(", ")) == expected
+    assert isinstance(r.json()["detail"], str)
 
 
 async def test_cors_preflight_allows_bearer_requests(client: httpx.AsyncClient) -> None:

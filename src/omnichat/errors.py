@@ -9,9 +9,12 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from fastapi.routing import iter_route_contexts
+from pydantic import BaseModel, Field
 from sqlalchemy.exc import DataError, IntegrityError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as SQLAlchemyTimeoutError
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import compile_path
 
 from omnichat.llm.errors import ProviderError
 
@@ -79,6 +82,77 @@ class ServiceUnavailable(AppError):
     detail = "Service unavailable"
 
 
+# -- the error bodies, as the OpenAPI schema declares them ----------------------------------------
+
+
+class ErrorOut(BaseModel):
+    """Every error: ``{"detail": "<message>"}``."""
+
+    detail: str
+
+
+class FieldErrorOut(BaseModel):
+    loc: list[str | int]
+    msg: str
+    type: str
+
+
+class ValidationErrorOut(ErrorOut):
+    """422: ``errors`` lists the offending fields when the request did not parse or validate."""
+
+    errors: list[FieldErrorOut] = Field(default_factory=list)
+
+
+class OpenAIErrorBody(BaseModel):
+    message: str
+    type: str
+    code: str | None
+
+
+class OpenAIErrorOut(ErrorOut):
+    """Under ``/v1/`` errors also carry OpenAI's ``error`` object."""
+
+    error: OpenAIErrorBody
+
+
+class OpenAIValidationErrorOut(ValidationErrorOut):
+    error: OpenAIErrorBody
+
+
+_ERROR_DESCRIPTIONS = {
+    400: "Bad request (e.g. an unknown model name, an email already registered)",
+    401: "Missing, invalid or expired credentials",
+    404: "Not found; another user's object answers exactly like a missing one",
+    409: "Conflict (e.g. a quota on the number of objects)",
+    413: "Request body, file or storage quota too large",
+    415: "Unsupported file type",
+    422: "Invalid input",
+    429: "Rate limited; retry after ``Retry-After`` seconds",
+    502: "The model provider failed",
+    503: "Temporarily unavailable",
+    504: "The model provider timed out",
+}
+_STRING_HEADER = {"schema": {"type": "string"}}
+
+
+def error_responses(*codes: int, openai: bool = False) -> dict[int | str, dict[str, Any]]:
+    """The ``responses=`` of a route: each status it can answer besides its success, with the
+    error body it carries, so that the OpenAPI schema lists every status a client may see."""
+    responses: dict[int | str, dict[str, Any]] = {}
+    for code in codes:
+        if code == 422:
+            model: type[BaseModel] = OpenAIValidationErrorOut if openai else ValidationErrorOut
+        else:
+            model = OpenAIErrorOut if openai else ErrorOut
+        response: dict[str, Any] = {"model": model, "description": _ERROR_DESCRIPTIONS[code]}
+        if code == 401:
+            response["headers"] = {"WWW-Authenticate": {**_STRING_HEADER, "required": True}}
+        elif code in (429, 503):
+            response["headers"] = {"Retry-After": _STRING_HEADER}
+        responses[code] = response
+    return responses
+
+
 def error_response(
     status_code: int, detail: str, headers: Mapping[str, str] | None = None, **extra: Any
 ) -> JSONResponse:
@@ -96,8 +170,8 @@ _OPENAI_ERROR_TYPES = {
 }
 
 
-def _respond(
-    request: Request,
+def error_response_for(
+    path: str,
     status_code: int,
     detail: str,
     headers: Mapping[str, str] | None = None,
@@ -105,13 +179,23 @@ def _respond(
 ) -> JSONResponse:
     """``{"detail": ...}`` everywhere; under ``/v1/`` also OpenAI's ``{"error": {...}}``, which
     is where OpenAI clients look for the message."""
-    if request.url.path.startswith("/v1/"):
+    if path.startswith("/v1/"):
         extra["error"] = {
             "message": detail,
             "type": _OPENAI_ERROR_TYPES.get(status_code, "api_error"),
             "code": None,
         }
     return error_response(status_code, detail, headers, **extra)
+
+
+def _respond(
+    request: Request,
+    status_code: int,
+    detail: str,
+    headers: Mapping[str, str] | None = None,
+    **extra: Any,
+) -> JSONResponse:
+    return error_response_for(request.url.path, status_code, detail, headers, **extra)
 
 
 def _describe_validation_errors(errors: Sequence[Any]) -> str:
@@ -135,6 +219,15 @@ def _jsonable_errors(errors: Sequence[Any]) -> list[dict[str, Any]]:
     ]
 
 
+def _allowed_methods(app: FastAPI, path: str) -> str:
+    """Every method some route serves at ``path`` (RFC 9110's ``Allow``)."""
+    methods: set[str] = set()
+    for route in iter_route_contexts(app.routes):
+        if route.path and route.methods and compile_path(route.path)[0].match(path):
+            methods.update(route.methods)
+    return ", ".join(sorted(methods))
+
+
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(AppError)
     async def _app_error(request: Request, exc: AppError) -> JSONResponse:
@@ -149,7 +242,14 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
-        return _respond(request, exc.status_code, str(exc.detail), exc.headers)
+        headers = exc.headers
+        if exc.status_code == 400 and isinstance(exc.__cause__, UnicodeDecodeError):
+            # FastAPI's answer to a JSON body that is not UTF-8; any other malformed JSON is a 422.
+            return _respond(request, 422, "Malformed JSON body")
+        if exc.status_code == 405:
+            # Starlette names only the methods of the first route that matched the path.
+            headers = {**(headers or {}), "Allow": _allowed_methods(app, request.url.path)}
+        return _respond(request, exc.status_code, str(exc.detail), headers)
 
     @app.exception_handler(ProviderError)
     async def _provider_error(request: Request, exc: ProviderError) -> JSONResponse:

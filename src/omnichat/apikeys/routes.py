@@ -9,6 +9,7 @@ from pydantic import BaseModel, Field, StringConstraints
 
 from omnichat.apikeys.models import ApiKey
 from omnichat.deps import ApiKeyServiceDep, CurrentUser, ReadSession, WriteSession
+from omnichat.errors import error_responses
 from omnichat.schemas import RequestModel, UTCTimestamp
 
 router = APIRouter(prefix="/api-keys", tags=["API keys"])
@@ -42,7 +43,10 @@ class ApiKeyCreated(ApiKeyOut):
     key: str = Field(description="The key itself: shown only in this response")
 
 
-@router.post("", status_code=201, response_model=ApiKeyCreated)
+# 400: the per-user limit on keys.
+@router.post(
+    "", status_code=201, response_model=ApiKeyCreated, responses=error_responses(400, 401, 413, 422)
+)
 async def create_api_key(
     user: CurrentUser,
     db: WriteSession,
@@ -53,14 +57,16 @@ async def create_api_key(
     return ApiKeyCreated(**ApiKeyOut.of(created.record).model_dump(), key=created.key)
 
 
-@router.get("", response_model=list[ApiKeyOut])
+@router.get("", response_model=list[ApiKeyOut], responses=error_responses(401))
 async def list_api_keys(
     user: CurrentUser, db: ReadSession, keys: ApiKeyServiceDep
 ) -> list[ApiKeyOut]:
     return [ApiKeyOut.of(k) for k in await keys.list(db, user.id)]
 
 
-@router.delete("/{key_id}", status_code=204, response_class=Response)
+@router.delete(
+    "/{key_id}", status_code=204, response_class=Response, responses=error_responses(401, 404, 422)
+)
 async def revoke_api_key(
     key_id: str, user: CurrentUser, db: WriteSession, keys: ApiKeyServiceDep
 ) -> Response:

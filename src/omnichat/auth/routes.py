@@ -28,10 +28,18 @@ from omnichat.auth.schemas import (
 )
 from omnichat.auth.service import AuthService, ProfileChanges, TokenPair
 from omnichat.deps import AuthServiceDep, BearerToken, CurrentUser, ReadSession, WriteSession
-from omnichat.errors import Unauthorized
+from omnichat.errors import Unauthorized, error_responses
 
 BAD_EMAIL_LOGIN = "Incorrect email or password"
 BAD_USERNAME_LOGIN = "Incorrect username or password"  # seed 001's documented body
+# 400: email taken; 422: invalid input or a weak password.
+REGISTER_ERRORS = error_responses(400, 413, 422)
+# 429: too many failed logins for the email.
+LOGIN_ERRORS = error_responses(401, 413, 422, 429)
+# The form login: 400 for a malformed form body too.
+TOKEN_ERRORS = error_responses(400, 401, 413, 422, 429)
+# 400: a password change without the right current password.
+PROFILE_ERRORS = error_responses(400, 401, 413, 422)
 
 
 async def _register(db: AsyncSession, auth: AuthService, body: RegisterRequest) -> User:
@@ -84,7 +92,12 @@ def _express_auth_response(user: User, tokens: TokenPair) -> ExpressAuthResponse
 express_router = APIRouter(prefix="/api/auth", tags=["accounts (seed 000)"])
 
 
-@express_router.post("/register", status_code=201, response_model=ExpressAuthResponse)
+@express_router.post(
+    "/register",
+    status_code=201,
+    response_model=ExpressAuthResponse,
+    responses=REGISTER_ERRORS,
+)
 async def express_register(
     body: RegisterRequest, db: WriteSession, auth: AuthServiceDep
 ) -> ExpressAuthResponse:
@@ -92,7 +105,7 @@ async def express_register(
     return _express_auth_response(user, await auth.start_login(db, user))
 
 
-@express_router.post("/login", response_model=ExpressAuthResponse)
+@express_router.post("/login", response_model=ExpressAuthResponse, responses=LOGIN_ERRORS)
 async def express_login(
     body: LoginRequest, read_db: ReadSession, write_db: WriteSession, auth: AuthServiceDep
 ) -> ExpressAuthResponse:
@@ -100,7 +113,7 @@ async def express_login(
     return _express_auth_response(user, tokens)
 
 
-@express_router.get("/me", response_model=ExpressUserOut)
+@express_router.get("/me", response_model=ExpressUserOut, responses=error_responses(401))
 async def express_me(user: CurrentUser) -> ExpressUserOut:
     return ExpressUserOut.of(user)
 
@@ -110,7 +123,7 @@ async def express_me(user: CurrentUser) -> ExpressUserOut:
 oauth_router = APIRouter(tags=["accounts (seed 001)"])
 
 
-@oauth_router.post("/token", response_model=TokenResponse)
+@oauth_router.post("/token", response_model=TokenResponse, responses=TOKEN_ERRORS)
 async def oauth_token(
     # Not validated as an email: a malformed one is just a wrong username (401, as documented).
     username: Annotated[str, Form(max_length=EMAIL_MAX_CHARS, description="The user's email")],
@@ -125,22 +138,28 @@ async def oauth_token(
     return _token_response(tokens)
 
 
-@oauth_router.post("/users/", response_model=UserOut)
-@oauth_router.post("/users", response_model=UserOut, include_in_schema=False)
+@oauth_router.post("/users/", response_model=UserOut, responses=REGISTER_ERRORS)
+@oauth_router.post(
+    "/users", response_model=UserOut, responses=REGISTER_ERRORS, include_in_schema=False
+)
 async def oauth_create_user(
     body: RegisterRequest, db: WriteSession, auth: AuthServiceDep
 ) -> UserOut:
     return UserOut.of(await _register(db, auth, body))
 
 
-@oauth_router.get("/users/me/", response_model=UserOut)
-@oauth_router.get("/users/me", response_model=UserOut, include_in_schema=False)
+@oauth_router.get("/users/me/", response_model=UserOut, responses=error_responses(401))
+@oauth_router.get(
+    "/users/me", response_model=UserOut, responses=error_responses(401), include_in_schema=False
+)
 async def oauth_me(user: CurrentUser) -> UserOut:
     return UserOut.of(user)
 
 
-@oauth_router.put("/users/me/", response_model=UserOut)
-@oauth_router.put("/users/me", response_model=UserOut, include_in_schema=False)
+@oauth_router.put("/users/me/", response_model=UserOut, responses=PROFILE_ERRORS)
+@oauth_router.put(
+    "/users/me", response_model=UserOut, responses=PROFILE_ERRORS, include_in_schema=False
+)
 async def oauth_update_me(
     body: ProfileUpdateRequest, user: CurrentUser, db: WriteSession, auth: AuthServiceDep
 ) -> UserOut:
@@ -160,12 +179,12 @@ async def oauth_update_me(
 auth_router = APIRouter(prefix="/auth", tags=["accounts (seed 003)"])
 
 
-@auth_router.post("/register", response_model=UserOut)
+@auth_router.post("/register", response_model=UserOut, responses=REGISTER_ERRORS)
 async def auth_register(body: RegisterRequest, db: WriteSession, auth: AuthServiceDep) -> UserOut:
     return UserOut.of(await _register(db, auth, body))
 
 
-@auth_router.post("/login", response_model=TokenResponse)
+@auth_router.post("/login", response_model=TokenResponse, responses=LOGIN_ERRORS)
 async def auth_login(
     body: LoginRequest, read_db: ReadSession, write_db: WriteSession, auth: AuthServiceDep
 ) -> TokenResponse:
@@ -173,19 +192,23 @@ async def auth_login(
     return _token_response(tokens)
 
 
-@auth_router.get("/me", response_model=UserOut)
+@auth_router.get("/me", response_model=UserOut, responses=error_responses(401))
 async def auth_me(user: CurrentUser) -> UserOut:
     return UserOut.of(user)
 
 
-@auth_router.post("/refresh", response_model=TokenResponse)
+@auth_router.post(
+    "/refresh", response_model=TokenResponse, responses=error_responses(401, 413, 422)
+)
 async def auth_refresh(
     body: RefreshRequest, db: WriteSession, auth: AuthServiceDep
 ) -> TokenResponse:
     return _token_response(await auth.refresh(db, body.refresh_token))
 
 
-@auth_router.post("/logout", response_model=MessageResponse)
+@auth_router.post(
+    "/logout", response_model=MessageResponse, responses=error_responses(401, 413, 422)
+)
 async def auth_logout(
     db: WriteSession,
     auth: AuthServiceDep,

@@ -7,7 +7,9 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Response
+from typing import Annotated
+
+from fastapi import APIRouter, Path, Response
 
 from omnichat.chats.schemas import (
     ExpressCleared,
@@ -22,13 +24,22 @@ from omnichat.chats.schemas import (
     SessionUpdateRequest,
 )
 from omnichat.deps import ChatServiceDep, CurrentUser, PageDep, ReadSession, WriteSession
+from omnichat.errors import error_responses
+
+# What each kind of route answers besides its success.
+CREATE_ERRORS = error_responses(401, 413, 422)  # a body, no id
+LIST_ERRORS = error_responses(401, 422)  # limit/offset
+OWNED_ERRORS = error_responses(401, 404, 422)  # an id in the path
+OWNED_BODY_ERRORS = error_responses(401, 404, 413, 422)  # an id and a body
 
 # -- seed 000 -------------------------------------------------------------------------------------
 
 express_router = APIRouter(prefix="/api", tags=["chat history (seed 000)"])
 
 
-@express_router.post("/sessions", status_code=201, response_model=ExpressSessionOut)
+@express_router.post(
+    "/sessions", status_code=201, response_model=ExpressSessionOut, responses=CREATE_ERRORS
+)
 async def express_create_session(
     user: CurrentUser,
     db: WriteSession,
@@ -39,7 +50,7 @@ async def express_create_session(
     return ExpressSessionOut.of(session)
 
 
-@express_router.get("/sessions", response_model=list[ExpressSessionOut])
+@express_router.get("/sessions", response_model=list[ExpressSessionOut], responses=LIST_ERRORS)
 async def express_list_sessions(
     user: CurrentUser, db: ReadSession, chats: ChatServiceDep, page: PageDep
 ) -> list[ExpressSessionOut]:
@@ -47,14 +58,18 @@ async def express_list_sessions(
     return [ExpressSessionOut.of(s) for s in sessions]
 
 
-@express_router.get("/sessions/{session_id}", response_model=ExpressSessionOut)
+@express_router.get(
+    "/sessions/{session_id}", response_model=ExpressSessionOut, responses=OWNED_ERRORS
+)
 async def express_get_session(
     session_id: str, user: CurrentUser, db: ReadSession, chats: ChatServiceDep
 ) -> ExpressSessionOut:
     return ExpressSessionOut.of(await chats.get_session(db, user.id, session_id))
 
 
-@express_router.delete("/sessions/{session_id}", response_model=ExpressDeleted)
+@express_router.delete(
+    "/sessions/{session_id}", response_model=ExpressDeleted, responses=OWNED_ERRORS
+)
 async def express_delete_session(
     session_id: str, user: CurrentUser, db: WriteSession, chats: ChatServiceDep
 ) -> ExpressDeleted:
@@ -62,9 +77,15 @@ async def express_delete_session(
     return ExpressDeleted(message="Session deleted", id=session_id)
 
 
-@express_router.get("/chats/{session_id}", response_model=list[ExpressMessageOut])
+# GET and DELETE /api/chats/{id} are one path (a session id for GET, a message id for DELETE): an
+# OpenAPI schema must not hold two templates of the same shape.
+@express_router.get("/chats/{id}", response_model=list[ExpressMessageOut], responses=OWNED_ERRORS)
 async def express_list_messages(
-    session_id: str, user: CurrentUser, db: ReadSession, chats: ChatServiceDep, page: PageDep
+    session_id: Annotated[str, Path(alias="id", description="The session's id")],
+    user: CurrentUser,
+    db: ReadSession,
+    chats: ChatServiceDep,
+    page: PageDep,
 ) -> list[ExpressMessageOut]:
     messages = await chats.list_messages(
         db, user.id, session_id, limit=page.limit, offset=page.offset
@@ -72,7 +93,9 @@ async def express_list_messages(
     return [ExpressMessageOut.of(m) for m in messages]
 
 
-@express_router.post("/chats", status_code=201, response_model=ExpressMessageOut)
+@express_router.post(
+    "/chats", status_code=201, response_model=ExpressMessageOut, responses=OWNED_BODY_ERRORS
+)
 async def express_add_message(
     body: ExpressMessageCreateRequest, user: CurrentUser, db: WriteSession, chats: ChatServiceDep
 ) -> ExpressMessageOut:
@@ -80,8 +103,10 @@ async def express_add_message(
     return ExpressMessageOut.of(message)
 
 
-# Declared before /chats/{message_id} so "session" is never taken for a message id.
-@express_router.delete("/chats/session/{session_id}", response_model=ExpressCleared)
+# Declared before /chats/{id} so "session" is never taken for a message id.
+@express_router.delete(
+    "/chats/session/{session_id}", response_model=ExpressCleared, responses=OWNED_ERRORS
+)
 async def express_clear_messages(
     session_id: str, user: CurrentUser, db: WriteSession, chats: ChatServiceDep
 ) -> ExpressCleared:
@@ -89,9 +114,12 @@ async def express_clear_messages(
     return ExpressCleared(message="Messages deleted", deletedCount=count)
 
 
-@express_router.delete("/chats/{message_id}", response_model=ExpressDeleted)
+@express_router.delete("/chats/{id}", response_model=ExpressDeleted, responses=OWNED_ERRORS)
 async def express_delete_message(
-    message_id: str, user: CurrentUser, db: WriteSession, chats: ChatServiceDep
+    message_id: Annotated[str, Path(alias="id", description="The message's id")],
+    user: CurrentUser,
+    db: WriteSession,
+    chats: ChatServiceDep,
 ) -> ExpressDeleted:
     await chats.delete_message(db, user.id, message_id)
     return ExpressDeleted(message="Message deleted", id=message_id)
@@ -102,8 +130,10 @@ async def express_delete_message(
 sessions_router = APIRouter(prefix="/sessions", tags=["chat history (seeds 001, 003)"])
 
 
-@sessions_router.post("", response_model=SessionOut)
-@sessions_router.post("/", response_model=SessionOut, include_in_schema=False)
+@sessions_router.post("", response_model=SessionOut, responses=CREATE_ERRORS)
+@sessions_router.post(
+    "/", response_model=SessionOut, responses=CREATE_ERRORS, include_in_schema=False
+)
 async def create_session(
     user: CurrentUser,
     db: WriteSession,
@@ -113,8 +143,10 @@ async def create_session(
     return SessionOut.of(await chats.create_session(db, user.id, body.title if body else None))
 
 
-@sessions_router.get("", response_model=list[SessionOut])
-@sessions_router.get("/", response_model=list[SessionOut], include_in_schema=False)
+@sessions_router.get("", response_model=list[SessionOut], responses=LIST_ERRORS)
+@sessions_router.get(
+    "/", response_model=list[SessionOut], responses=LIST_ERRORS, include_in_schema=False
+)
 async def list_sessions(
     user: CurrentUser, db: ReadSession, chats: ChatServiceDep, page: PageDep
 ) -> list[SessionOut]:
@@ -122,7 +154,7 @@ async def list_sessions(
     return [SessionOut.of(s) for s in sessions]
 
 
-@sessions_router.get("/{session_id}", response_model=SessionDetailOut)
+@sessions_router.get("/{session_id}", response_model=SessionDetailOut, responses=OWNED_ERRORS)
 async def get_session(
     session_id: str, user: CurrentUser, db: ReadSession, chats: ChatServiceDep
 ) -> SessionDetailOut:
@@ -131,7 +163,7 @@ async def get_session(
     return SessionDetailOut.with_messages(session, messages)
 
 
-@sessions_router.put("/{session_id}", response_model=SessionOut)
+@sessions_router.put("/{session_id}", response_model=SessionOut, responses=OWNED_BODY_ERRORS)
 async def rename_session(
     session_id: str,
     body: SessionUpdateRequest,
@@ -142,7 +174,9 @@ async def rename_session(
     return SessionOut.of(await chats.rename_session(db, user.id, session_id, body.title))
 
 
-@sessions_router.delete("/{session_id}", status_code=204, response_class=Response)
+@sessions_router.delete(
+    "/{session_id}", status_code=204, response_class=Response, responses=OWNED_ERRORS
+)
 async def delete_session(
     session_id: str, user: CurrentUser, db: WriteSession, chats: ChatServiceDep
 ) -> Response:
@@ -150,7 +184,9 @@ async def delete_session(
     return Response(status_code=204)
 
 
-@sessions_router.get("/{session_id}/messages", response_model=list[MessageOut])
+@sessions_router.get(
+    "/{session_id}/messages", response_model=list[MessageOut], responses=OWNED_ERRORS
+)
 async def list_session_messages(
     session_id: str, user: CurrentUser, db: ReadSession, chats: ChatServiceDep, page: PageDep
 ) -> list[MessageOut]:

@@ -13,7 +13,7 @@ from fastapi.responses import StreamingResponse
 from omnichat.blobs.base import BlobNotFound
 from omnichat.deps import CurrentUser, DocumentsDep, PageDep
 from omnichat.documents.schemas import DocumentOut
-from omnichat.errors import NotFound
+from omnichat.errors import NotFound, error_responses
 
 router = APIRouter(tags=["documents"])
 
@@ -28,14 +28,21 @@ MEDIA_TYPES = {
 @router.post(
     "/upload/document",
     response_model=DocumentOut,
-    responses={202: {"description": "Accepted (``?background=true``): poll the document"}},
+    responses={
+        202: {"description": "Accepted (``?background=true``): poll the document"},
+        # 400: a malformed multipart body; 404: an unknown session_id; 409, 413: the caller's
+        # quota; 413: the file's size or a DOCX that would unpack too large; 415: not PDF, DOCX,
+        # TXT or MD; 422: corrupt, encrypted, empty or without text.
+        **error_responses(400, 401, 404, 409, 413, 415, 422, 503),
+    },
 )
 async def upload_document(
     user: CurrentUser,
     documents: DocumentsDep,
     response: Response,
     file: Annotated[UploadFile, File(description="PDF, DOCX, TXT or MD")],
-    session_id: Annotated[str | None, Form(min_length=1, max_length=64)] = None,
+    # An empty form field is no session (FastAPI reads it as absent), so the schema allows "".
+    session_id: Annotated[str | None, Form(max_length=64)] = None,
     background: Annotated[bool, Query(description="Answer 202 at once; poll")] = False,
 ) -> DocumentOut:
     """Answers when the document is indexed (``ready``), or at once with 202 and status
@@ -53,7 +60,7 @@ async def upload_document(
     return DocumentOut.of(await documents.get_document(user.id, document.id))
 
 
-@router.get("/documents", response_model=list[DocumentOut])
+@router.get("/documents", response_model=list[DocumentOut], responses=error_responses(401, 422))
 async def list_documents(
     user: CurrentUser, documents: DocumentsDep, page: PageDep
 ) -> list[DocumentOut]:
@@ -61,19 +68,38 @@ async def list_documents(
     return [DocumentOut.of(row) for row in rows]
 
 
-@router.get("/documents/{document_id}", response_model=DocumentOut)
+@router.get(
+    "/documents/{document_id}", response_model=DocumentOut, responses=error_responses(401, 404, 422)
+)
 async def get_document(document_id: str, user: CurrentUser, documents: DocumentsDep) -> DocumentOut:
     return DocumentOut.of(await documents.get_document(user.id, document_id))
 
 
-@router.delete("/documents/{document_id}", status_code=status.HTTP_204_NO_CONTENT)
+@router.delete(
+    "/documents/{document_id}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses=error_responses(401, 404, 422),
+)
 async def delete_document(document_id: str, user: CurrentUser, documents: DocumentsDep) -> Response:
     """Removes the document, its chunks and vectors, and the stored original."""
     await documents.delete_document(user.id, document_id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
-@router.get("/documents/{document_id}/file", response_class=StreamingResponse)
+@router.get(
+    "/documents/{document_id}/file",
+    response_class=StreamingResponse,
+    responses={
+        200: {
+            "description": "The original file, as the type its bytes were recognised as",
+            "content": {
+                media_type.split(";")[0]: {"schema": {"type": "string", "format": "binary"}}
+                for media_type in MEDIA_TYPES.values()
+            },
+        },
+        **error_responses(401, 404, 422),
+    },
+)
 async def download_document(
     document_id: str,
     user: CurrentUser,

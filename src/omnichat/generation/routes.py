@@ -10,7 +10,7 @@ from fastapi.responses import StreamingResponse
 
 from omnichat.chats.models import Role
 from omnichat.deps import CurrentUser, GenerationDep, SettingsDep
-from omnichat.errors import BadGateway, NotFound
+from omnichat.errors import BadGateway, NotFound, error_responses
 from omnichat.generation.hub import ReplyFinal
 from omnichat.generation.schemas import (
     ChatStreamRequest,
@@ -29,9 +29,15 @@ from omnichat.llm.types import Usage
 router = APIRouter(tags=["generation"])
 REPLY_NOT_FOUND = "Reply not found"
 STOP_WAIT_S = 30.0
+# 400: an unknown model; 404: another user's or a missing session; 429: the caller's rate or
+# concurrency limit; 503: the document index is unavailable (RAG).
+STREAM_ERRORS = error_responses(400, 401, 404, 413, 422, 429, 503)
+# Not streamed: the provider's final failure is the status (502, 504; 429 when rate limited).
+GENERATE_ERRORS = error_responses(400, 401, 404, 413, 422, 429, 502, 503, 504)
+REPLY_ERRORS = error_responses(401, 404, 422)
 
 
-@router.get("/models", response_model=ModelsResponse)
+@router.get("/models", response_model=ModelsResponse, responses=error_responses(401))
 async def list_models(user: CurrentUser, generation: GenerationDep) -> ModelsResponse:
     registry = generation.registry
     return ModelsResponse(
@@ -49,7 +55,7 @@ async def list_models(user: CurrentUser, generation: GenerationDep) -> ModelsRes
 @router.post(
     "/chat/stream",
     response_class=StreamingResponse,
-    responses={200: {"content": {"text/event-stream": {}}}},
+    responses={200: {"content": {"text/event-stream": {}}}, **STREAM_ERRORS},
 )
 async def chat_stream(
     body: ChatStreamRequest, user: CurrentUser, generation: GenerationDep, settings: SettingsDep
@@ -70,7 +76,7 @@ async def chat_stream(
 @router.get(
     "/chat/stream/{message_id}",
     response_class=StreamingResponse,
-    responses={200: {"content": {"text/event-stream": {}}}},
+    responses={200: {"content": {"text/event-stream": {}}}, **REPLY_ERRORS},
 )
 async def reattach(
     message_id: str, user: CurrentUser, generation: GenerationDep, settings: SettingsDep
@@ -95,7 +101,7 @@ async def reattach(
     return StreamingResponse(events, media_type="text/event-stream", headers=SSE_HEADERS)
 
 
-@router.post("/chat/stop/{message_id}", response_model=StopResponse)
+@router.post("/chat/stop/{message_id}", response_model=StopResponse, responses=REPLY_ERRORS)
 async def stop(
     message_id: str, user: CurrentUser, generation: GenerationDep, settings: SettingsDep
 ) -> StopResponse:
@@ -116,7 +122,7 @@ async def stop(
     return StopResponse(message_id=message_id, status=stored.status)
 
 
-@router.post("/inference/query", response_model=InferenceQueryResponse)
+@router.post("/inference/query", response_model=InferenceQueryResponse, responses=GENERATE_ERRORS)
 async def inference_query(
     body: InferenceQueryRequest, user: CurrentUser, generation: GenerationDep
 ) -> InferenceQueryResponse:
@@ -149,7 +155,9 @@ async def inference_query(
     )
 
 
-@router.post("/api/cohere/generate", response_model=CohereGenerateResponse)
+@router.post(
+    "/api/cohere/generate", response_model=CohereGenerateResponse, responses=GENERATE_ERRORS
+)
 async def cohere_generate(
     body: CohereGenerateRequest,
     user: CurrentUser,

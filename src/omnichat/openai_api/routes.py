@@ -15,7 +15,7 @@ from fastapi import APIRouter
 from fastapi.responses import JSONResponse, StreamingResponse
 
 from omnichat.deps import CurrentUser, GenerationDep
-from omnichat.errors import BadRequest
+from omnichat.errors import BadRequest, error_responses
 from omnichat.generation.service import GenerationService, Prompt
 from omnichat.generation.sse import DONE, SSE_HEADERS
 from omnichat.llm.context import StoredTurn
@@ -26,7 +26,7 @@ from omnichat.openai_api.schemas import ChatCompletionRequest
 router = APIRouter(prefix="/v1", tags=["OpenAI-compatible"])
 
 
-@router.get("/models")
+@router.get("/models", responses=error_responses(401, openai=True))
 async def list_models(user: CurrentUser, generation: GenerationDep) -> dict[str, Any]:
     return {
         "object": "list",
@@ -68,7 +68,16 @@ def _usage(usage: Usage) -> dict[str, int]:
     }
 
 
-@router.post("/chat/completions", response_model=None)
+@router.post(
+    "/chat/completions",
+    response_model=None,
+    # Streamed (``stream: true``): failures before the first token are these statuses, later
+    # ones OpenAI's in-stream error event.
+    responses={
+        200: {"content": {"application/json": {}, "text/event-stream": {}}},
+        **error_responses(400, 401, 413, 422, 429, 502, 503, 504, openai=True),
+    },
+)
 async def chat_completions(
     body: ChatCompletionRequest, user: CurrentUser, generation: GenerationDep
 ) -> JSONResponse | StreamingResponse:

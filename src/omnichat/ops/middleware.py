@@ -15,7 +15,7 @@ from starlette.exceptions import HTTPException
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from omnichat.errors import error_response
+from omnichat.errors import error_response_for
 
 access_logger = logging.getLogger("omnichat.access")
 REQUEST_ID_HEADER = b"x-request-id"
@@ -74,9 +74,11 @@ class RequestContextMiddleware:
 def _nul_refusal(scope: Scope) -> JSONResponse | None:
     """No resource has a NUL in its path (404, like any missing one); no parameter may hold one."""
     if "\x00" in scope["path"]:
-        return error_response(404, "Not found")
+        return error_response_for(scope["path"], 404, "Not found")
     if b"%00" in scope.get("query_string", b""):
-        return error_response(422, "NUL characters are not allowed in query parameters")
+        return error_response_for(
+            scope["path"], 422, "NUL characters are not allowed in query parameters"
+        )
     return None
 
 
@@ -134,7 +136,7 @@ class BodySizeLimitMiddleware:
                 await self._refuse(scope, receive, send, max_bytes)
 
     async def _refuse(self, scope: Scope, receive: Receive, send: Send, max_bytes: int) -> None:
-        response = error_response(413, f"Request body exceeds {max_bytes} bytes")
+        response = error_response_for(scope["path"], 413, f"Request body exceeds {max_bytes} bytes")
         await response(scope, receive, send)
 
 

@@ -9,7 +9,7 @@ from fastapi import APIRouter
 from pydantic import BaseModel
 
 from omnichat.deps import ContainerDep
-from omnichat.errors import ServiceUnavailable
+from omnichat.errors import ServiceUnavailable, error_responses
 
 router = APIRouter(tags=["ops"])
 logger = logging.getLogger("omnichat.ops")
@@ -26,7 +26,7 @@ async def healthz() -> HealthOut:
     return HealthOut(status="ok")
 
 
-@router.get("/readyz", response_model=HealthOut, responses={503: {"description": "Not ready"}})
+@router.get("/readyz", response_model=HealthOut, responses=error_responses(503))
 async def readyz(container: ContainerDep) -> HealthOut:
     """The database answers."""
     try:
