@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import zipfile
+from datetime import UTC, datetime
 from pathlib import Path
 
 import docx
@@ -11,12 +12,20 @@ import pypdfium2 as pdfium
 from fpdf import FPDF
 from PIL import Image
 
+# A fixed creation date: the same pages make the same bytes (fpdf2 stamps the current time).
+CREATED = datetime(2026, 1, 1, tzinfo=UTC)
 EXE_HEADER = b"MZ\x90\x00\x03\x00\x00\x00\x04\x00\x00\x00\xff\xff\x00\x00" + bytes(496)
+
+
+def _fpdf() -> FPDF:
+    pdf = FPDF()
+    pdf.set_creation_date(CREATED)
+    return pdf
 
 
 def make_pdf(pages: list[str]) -> bytes:
     """One page per string, in a core font (Latin-1 text only)."""
-    pdf = FPDF()
+    pdf = _fpdf()
     pdf.set_font("Helvetica", size=12)
     for text in pages:
         pdf.add_page()
@@ -26,7 +35,7 @@ def make_pdf(pages: list[str]) -> bytes:
 
 def make_image_only_pdf(page_count: int = 2) -> bytes:
     """A "scanned" PDF: pictures of pages, no text layer."""
-    pdf = FPDF()
+    pdf = _fpdf()
     for _ in range(page_count):
         pdf.add_page()
         pdf.image(Image.new("RGB", (200, 280), "white"), x=10, y=10, w=100)
@@ -35,7 +44,7 @@ def make_image_only_pdf(page_count: int = 2) -> bytes:
 
 def make_encrypted_pdf() -> bytes:
     """Needs the user password to open (an owner password alone still opens)."""
-    pdf = FPDF()
+    pdf = _fpdf()
     pdf.set_font("Helvetica", size=12)
     pdf.add_page()
     pdf.cell(text="Top secret")
