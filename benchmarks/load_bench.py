@@ -248,6 +248,8 @@ async def main(args: argparse.Namespace) -> None:
             def chat_request(index: int) -> tuple[bytes, dict[str, str]]:
                 headers, session_id, _ = users[index % len(users)]
                 body = {"session_id": session_id, "prompt": "Tell me a joke", "provider": "openai"}
+                if args.new_sessions:
+                    del body["session_id"]  # each stream starts a session: no history growth
                 return json.dumps(body).encode(), headers
 
             print(f"{os.cpu_count()} cores; fake provider: 50 tokens at 10 ms")
@@ -339,4 +341,10 @@ if __name__ == "__main__":
     parser.add_argument("--rate", type=float, default=200.0)
     parser.add_argument("--seconds", type=float, default=20.0)
     parser.add_argument("--soak", type=float, default=0.0, help="soak seconds (0: none)")
+    parser.add_argument(
+        "--new-sessions",
+        action="store_true",
+        help="every stream starts its own session (by default streams reuse 100 sessions, "
+        "whose histories grow through the run)",
+    )
     asyncio.run(main(parser.parse_args()))

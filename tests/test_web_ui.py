@@ -44,10 +44,8 @@ FACT_PAGES = [
 
 
 @pytest.fixture(scope="module")
-async def browser(backend: str) -> AsyncIterator[Browser]:
+async def browser() -> AsyncIterator[Browser]:
     """One Chromium for the module; every test gets its own context (storage, cookies)."""
-    if backend != "sqlite":
-        pytest.skip("browser tests run on SQLite only; the API under them is tested on both")
     async with async_playwright() as playwright:
         chromium = await launch(playwright)
         yield chromium

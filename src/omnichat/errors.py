@@ -11,6 +11,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.routing import iter_route_contexts
 from pydantic import BaseModel, Field
+from redis.exceptions import RedisError
 from sqlalchemy.exc import DataError, IntegrityError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as SQLAlchemyTimeoutError
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -80,6 +81,9 @@ class BadGateway(AppError):
 class ServiceUnavailable(AppError):
     status_code = 503
     detail = "Service unavailable"
+
+    def __init__(self, detail: str | None = None) -> None:
+        super().__init__(detail, headers={"Retry-After": "1"})
 
 
 # -- the error bodies, as the OpenAPI schema declares them ----------------------------------------
@@ -274,6 +278,22 @@ def install_error_handlers(app: FastAPI) -> None:
     async def _database_unavailable(request: Request, exc: Exception) -> JSONResponse:
         logger.error("database unavailable: %s", exc.__class__.__name__)
         return _respond(request, 503, "Database unavailable", {"Retry-After": "1"})
+
+    @app.exception_handler(RedisError)
+    async def _redis_unavailable(request: Request, exc: RedisError) -> JSONResponse:
+        # Shared rate limits and live replies live in Redis when it is configured: without it
+        # the request is refused before anything is stored.
+        logger.error("redis unavailable: %s", exc.__class__.__name__)
+        return _respond(
+            request, 503, "Service temporarily unavailable (Redis)", {"Retry-After": "1"}
+        )
+
+    @app.exception_handler(OSError)
+    async def _connection_failed(request: Request, exc: OSError) -> JSONResponse:
+        # A backing service's socket refused or vanished (asyncpg, for one, raises the OSError
+        # of a failed connect unwrapped, where SQLAlchemy wraps other driver errors).
+        logger.error("backing service unavailable: %s", exc.__class__.__name__)
+        return _respond(request, 503, "Service temporarily unavailable", {"Retry-After": "1"})
 
     @app.exception_handler(Exception)
     async def _unhandled(request: Request, exc: Exception) -> JSONResponse:
