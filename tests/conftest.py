@@ -123,6 +123,17 @@ def unique_email(prefix: str = "user") -> str:
     return f"{prefix}-{uuid.uuid4().hex[:12]}@example.com"
 
 
+async def login_headers(client: httpx.AsyncClient, prefix: str = "user") -> dict[str, str]:
+    """Registers a new user and logs in on ``client`` (whichever app or server it talks to);
+    returns the bearer-token headers."""
+    email = unique_email(prefix)
+    r = await client.post("/auth/register", json={"email": email, "password": PASSWORD})
+    assert r.status_code == 200, r.text
+    r = await client.post("/auth/login", json={"email": email, "password": PASSWORD})
+    assert r.status_code == 200, r.text
+    return {"Authorization": f"Bearer {r.json()['access_token']}"}
+
+
 UserFactory = Callable[..., Awaitable[TestUser]]
 
 

@@ -18,7 +18,14 @@ from asgi_lifespan import LifespanManager
 from fastapi import FastAPI
 
 from omnichat.app import create_app
-from tests.conftest import PASSWORD, TestUser, UserFactory, make_settings, unique_email
+from tests.conftest import (
+    PASSWORD,
+    TestUser,
+    UserFactory,
+    login_headers,
+    make_settings,
+    unique_email,
+)
 
 # -- helpers --------------------------------------------------------------------------------------
 
@@ -66,16 +73,6 @@ def assert_error(r: httpx.Response, status: int | tuple[int, ...]) -> str:
     assert isinstance(detail, str)
     assert detail
     return detail
-
-
-async def new_user(client: httpx.AsyncClient) -> dict[str, str]:
-    """Registers and logs in on ``client`` (whichever app it talks to); returns auth headers."""
-    email = unique_email("bad")
-    r = await client.post("/auth/register", json={"email": email, "password": PASSWORD})
-    assert r.status_code == 200, r.text
-    r = await client.post("/auth/login", json={"email": email, "password": PASSWORD})
-    assert r.status_code == 200, r.text
-    return {"Authorization": f"Bearer {r.json()['access_token']}"}
 
 
 async def new_session(
@@ -192,7 +189,7 @@ async def test_malformed_json_body_is_422(
     before: dict[str, Any] | None = None
     auth: dict[str, str] = {}
     if endpoint.auth:
-        auth = await new_user(client)
+        auth = await login_headers(client, "bad")
         session_id = await new_session(client, auth)
         await add_message(client, auth, session_id)
         path = path.format(session=session_id)
@@ -216,7 +213,7 @@ async def test_malformed_json_body_is_422(
 async def test_body_that_is_not_utf8_is_a_clear_4xx(
     client: httpx.AsyncClient, endpoint: JsonEndpoint
 ) -> None:
-    auth = await new_user(client)
+    auth = await login_headers(client, "bad")
     session_id = await new_session(client, auth)
     before = await state_of(client, auth)
     body = b'{"title": "\xff\xfe", "message": "\xff", "role": "user", "session": "'
@@ -252,7 +249,7 @@ BAD_MESSAGE_BODIES: dict[str, dict[str, Any]] = {
 async def test_bad_message_fields_are_422_and_store_nothing(
     client: httpx.AsyncClient, case: str
 ) -> None:
-    auth = await new_user(client)
+    auth = await login_headers(client, "bad")
     session_id = await new_session(client, auth, title=None)
     before = await state_of(client, auth)
     body = {"session": session_id} | BAD_MESSAGE_BODIES[case]
@@ -288,7 +285,7 @@ async def test_bad_message_fields_are_422_and_store_nothing(
 async def test_missing_or_mistyped_fields_are_422(
     client: httpx.AsyncClient, method: str, path: str, body: dict[str, Any]
 ) -> None:
-    auth = await new_user(client)
+    auth = await login_headers(client, "bad")
     session_id = await new_session(client, auth)
     before = await state_of(client, auth)
     r = await client.request(method, path.format(session=session_id), json=body, headers=auth)
@@ -308,7 +305,7 @@ CREATE_SESSION_PATHS = ["/api/sessions", "/sessions", "/sessions/"]
 async def test_title_over_limit_creates_no_session(
     client: httpx.AsyncClient, path: str, length: int
 ) -> None:
-    auth = await new_user(client)
+    auth = await login_headers(client, "bad")
     await new_session(client, auth)
     before = await state_of(client, auth)
     r = await client.post(path, json={"title": "t" * length}, headers=auth)
@@ -320,7 +317,7 @@ async def test_title_over_limit_creates_no_session(
 
 @pytest.mark.parametrize("path", CREATE_SESSION_PATHS)
 async def test_title_at_limit_is_accepted(client: httpx.AsyncClient, path: str) -> None:
-    auth = await new_user(client)
+    auth = await login_headers(client, "bad")
     title = "t" * DEFAULT_MAX_TITLE_CHARS
     r = await client.post(path, json={"title": title}, headers=auth)
     assert r.status_code in (200, 201), r.text
@@ -329,7 +326,7 @@ async def test_title_at_limit_is_accepted(client: httpx.AsyncClient, path: str) 
 
 
 async def test_rename_over_limit_keeps_old_title(client: httpx.AsyncClient) -> None:
-    auth = await new_user(client)
+    auth = await login_headers(client, "bad")
     session_id = await new_session(client, auth, title="Original")
     before = await state_of(client, auth)
     for length in (DEFAULT_MAX_TITLE_CHARS + 1, 10_001):
@@ -348,7 +345,7 @@ async def test_rename_over_limit_keeps_old_title(client: httpx.AsyncClient) -> N
 async def test_message_over_default_limit_stores_nothing(
     client: httpx.AsyncClient, field: str
 ) -> None:
-    auth = await new_user(client)
+    auth = await login_headers(client, "bad")
     session_id = await new_session(client, auth, title=None)
     before = await state_of(client, auth)
     r = await client.post(
@@ -368,7 +365,7 @@ async def test_message_over_default_limit_stores_nothing(
 async def test_message_over_configured_limit_stores_nothing(
     small_client: httpx.AsyncClient, field: str, role: str
 ) -> None:
-    auth = await new_user(small_client)
+    auth = await login_headers(small_client, "bad")
     session_id = await new_session(small_client, auth, title=None)
     before = await state_of(small_client, auth)
     r = await small_client.post(
@@ -385,7 +382,7 @@ async def test_message_over_configured_limit_stores_nothing(
 
 
 async def test_message_at_configured_limit_is_stored(small_client: httpx.AsyncClient) -> None:
-    auth = await new_user(small_client)
+    auth = await login_headers(small_client, "bad")
     session_id = await new_session(small_client, auth, title=None)
     text = "m" * SMALL_MAX_MESSAGE_CHARS
     r = await small_client.post(
@@ -399,7 +396,7 @@ async def test_message_at_configured_limit_is_stored(small_client: httpx.AsyncCl
 async def test_title_over_configured_limit_creates_no_session(
     small_client: httpx.AsyncClient, path: str
 ) -> None:
-    auth = await new_user(small_client)
+    auth = await login_headers(small_client, "bad")
     r = await small_client.post(
         path, json={"title": "t" * (SMALL_MAX_TITLE_CHARS + 1)}, headers=auth
     )
@@ -450,7 +447,7 @@ BODY_TARGETS = [
 async def _send_oversized(
     client: httpx.AsyncClient, target: BodyTarget, total_bytes: int, *, streamed: bool
 ) -> tuple[httpx.Response, dict[str, str], dict[str, Any]]:
-    auth = await new_user(client)
+    auth = await login_headers(client, "bad")
     session_id = await new_session(client, auth)
     await add_message(client, auth, session_id)
     before = await state_of(client, auth)
@@ -528,7 +525,7 @@ async def test_body_exactly_at_limit_passes_the_size_check(
 
 
 async def test_small_streamed_body_is_accepted(client: httpx.AsyncClient) -> None:
-    auth = await new_user(client)
+    auth = await login_headers(client, "bad")
     session_id = await new_session(client, auth)
     data = b'{"message": "streamed hello", "role": "user", "session": "%s"}' % session_id.encode()
     r = await client.post("/api/chats", content=chunks(data, size=7), headers=JSON_HEADERS | auth)
@@ -540,7 +537,7 @@ async def test_small_streamed_body_is_accepted(client: httpx.AsyncClient) -> Non
 async def test_configured_body_limit_is_413(
     small_client: httpx.AsyncClient, streamed: bool
 ) -> None:
-    auth = await new_user(small_client)
+    auth = await login_headers(small_client, "bad")
     session_id = await new_session(small_client, auth)
     before = await state_of(small_client, auth)
     data = oversized_json("message", SMALL_MAX_REQUEST_BYTES + 1, {"role": "user"})
@@ -590,7 +587,7 @@ ID_ROUTES = [
 async def test_odd_path_ids_are_404_or_422(
     client: httpx.AsyncClient, method: str, path: str, odd: str
 ) -> None:
-    auth = await new_user(client)
+    auth = await login_headers(client, "bad")
     session_id = await new_session(client, auth)
     await add_message(client, auth, session_id)
     before = await state_of(client, auth)
@@ -614,7 +611,7 @@ ODD_BODY_SESSION_IDS: dict[str, str] = {
 async def test_odd_session_id_in_message_body_is_404_or_422(
     client: httpx.AsyncClient, odd: str
 ) -> None:
-    auth = await new_user(client)
+    auth = await login_headers(client, "bad")
     await new_session(client, auth)
     before = await state_of(client, auth)
     r = await client.post(
@@ -631,7 +628,7 @@ async def test_odd_session_id_in_message_body_is_404_or_422(
 
 async def test_nul_in_title_is_stored_intact_or_refused(client: httpx.AsyncClient) -> None:
     """PostgreSQL text cannot hold U+0000; either way the answer is not a 500."""
-    auth = await new_user(client)
+    auth = await login_headers(client, "bad")
     r = await client.post("/api/sessions", json={"title": "a\x00b"}, headers=auth)
     assert r.status_code in (201, 422), r.text
     sessions = await sessions_of(client, auth)
@@ -643,7 +640,7 @@ async def test_nul_in_title_is_stored_intact_or_refused(client: httpx.AsyncClien
 
 
 async def test_nul_in_message_is_stored_intact_or_refused(client: httpx.AsyncClient) -> None:
-    auth = await new_user(client)
+    auth = await login_headers(client, "bad")
     session_id = await new_session(client, auth)
     r = await client.post(
         "/api/chats",
@@ -680,7 +677,7 @@ async def test_nul_in_profile_name_is_stored_intact_or_refused(
 async def test_nul_in_profile_update_is_stored_intact_or_refused(
     client: httpx.AsyncClient,
 ) -> None:
-    auth = await new_user(client)
+    auth = await login_headers(client, "bad")
     before = await state_of(client, auth)
     r = await client.put("/users/me/", json={"first_name": "n\x00l"}, headers=auth)
     assert r.status_code in (200, 422), r.text
@@ -814,7 +811,7 @@ BAD_QUERIES = [
 @pytest.mark.parametrize("query", BAD_QUERIES)
 @pytest.mark.parametrize("path", PAGED_PATHS)
 async def test_bad_paging_query_is_422(client: httpx.AsyncClient, path: str, query: str) -> None:
-    auth = await new_user(client)
+    auth = await login_headers(client, "bad")
     session_id = await new_session(client, auth)
     r = await client.get(f"{path.format(session=session_id)}?{query}", headers=auth)
     assert_error(r, 422)
@@ -823,7 +820,7 @@ async def test_bad_paging_query_is_422(client: httpx.AsyncClient, path: str, que
 @pytest.mark.parametrize("path", PAGED_PATHS)
 async def test_good_paging_query_is_200(client: httpx.AsyncClient, path: str) -> None:
     """The controls for the test above: valid limits, including one over the cap, succeed."""
-    auth = await new_user(client)
+    auth = await login_headers(client, "bad")
     session_id = await new_session(client, auth)
     await add_message(client, auth, session_id)
     url = path.format(session=session_id)

@@ -22,7 +22,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.conftest import PASSWORD, unique_email
+from tests.conftest import login_headers
 from tests.docs_factory import make_pdf
 from tests.fakes import FakeProviderServer, Reply
 from tests.test_cli import _env, _free_port
@@ -121,15 +121,6 @@ def server_factory(tmp_path: Path, slow_provider: FakeProviderServer) -> Iterato
         server.kill()
 
 
-async def _login(client: httpx.AsyncClient) -> dict[str, str]:
-    email = unique_email("crash")
-    r = await client.post("/auth/register", json={"email": email, "password": PASSWORD})
-    assert r.status_code == 200, r.text
-    r = await client.post("/auth/login", json={"email": email, "password": PASSWORD})
-    assert r.status_code == 200, r.text
-    return {"Authorization": f"Bearer {r.json()['access_token']}"}
-
-
 async def _new_session(client: httpx.AsyncClient, headers: dict[str, str]) -> str:
     r = await client.post("/api/sessions", json={"title": "crash"}, headers=headers)
     assert r.status_code == 201, r.text
@@ -200,7 +191,7 @@ async def test_kill_9_under_concurrent_writes_loses_nothing_acknowledged(
     started: list[str] = []
     limits = httpx.Limits(max_connections=50)
     async with httpx.AsyncClient(base_url=server.base, timeout=30, limits=limits) as client:
-        headers = await _login(client)
+        headers = await login_headers(client, "crash")
         sessions = [await _new_session(client, headers) for _ in range(WRITERS + STREAMS)]
         # A document being indexed at the kill as well (background ingest).
         pages = [f"Page {n}. " + "The harbour log lists every ship. " * 40 for n in range(12)]
@@ -348,7 +339,7 @@ async def test_sigterm_with_open_streams_stores_every_reply(
         slow_provider.script(*[Reply(tokens=tokens, interval_s=0.05) for _ in range(STREAMS)])
     try:
         async with httpx.AsyncClient(base_url=server.base, timeout=30) as client:
-            headers = await _login(client)
+            headers = await login_headers(client, "crash")
             sessions = [await _new_session(client, headers) for _ in range(STREAMS)]
             opened = [await _open_stream(client, headers, s) for s in sessions]
             elapsed = await asyncio.to_thread(server.terminate, 2 * grace_s + 30)

@@ -17,20 +17,11 @@ from asgi_lifespan import LifespanManager
 from omnichat.app import create_app
 from omnichat.cli import migrate
 from omnichat.settings import Settings
-from tests.conftest import PASSWORD, make_settings, postgres_url, unique_email
+from tests.conftest import login_headers, make_settings, postgres_url
 from tests.fakes import FakeProviderServer, Reply
 from tests.redis_server import RedisServer
 
 DEADLINE_S = 20.0
-
-
-async def _login(client: httpx.AsyncClient) -> dict[str, str]:
-    email = unique_email("outage")
-    registered = await client.post("/auth/register", json={"email": email, "password": PASSWORD})
-    assert registered.status_code == 200, registered.text
-    tokens = await client.post("/auth/login", json={"email": email, "password": PASSWORD})
-    assert tokens.status_code == 200, tokens.text
-    return {"Authorization": f"Bearer {tokens.json()['access_token']}"}
 
 
 def _assert_unavailable(response: httpx.Response) -> None:
@@ -77,7 +68,7 @@ async def test_database_outage_answers_503_and_recovers_without_restart(
 
     settings = make_settings(postgres_url(own_postgres, "outage"), tmp_path / "data")
     async for client in _app_client(settings):
-        headers = await _login(client)
+        headers = await login_headers(client, "outage")
         session = (await client.post("/sessions", json={"title": "kept"}, headers=headers)).json()
         added = await client.post(
             "/api/chats",
@@ -125,7 +116,7 @@ async def test_redis_outage_refuses_generation_clearly_and_loses_nothing(
 ) -> None:
     settings = llm_settings.model_copy(update={"redis_url": own_redis.url})
     async for client in _app_client(settings):
-        headers = await _login(client)
+        headers = await login_headers(client, "outage")
         session = (await client.post("/sessions", json={"title": "t"}, headers=headers)).json()
         fake_provider.script(Reply("before the outage"))
         query = {"query": "hello", "session_id": session["id"]}

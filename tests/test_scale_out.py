@@ -18,7 +18,7 @@ import boto3
 import httpx
 import pytest
 
-from tests.conftest import PASSWORD, TEST_SECRET, postgres_url, unique_email
+from tests.conftest import TEST_SECRET, login_headers, postgres_url
 from tests.docs_factory import make_pdf
 from tests.fakes import FakeProviderServer, Reply
 from tests.s3_server import S3_TEST_BUCKET, S3_TEST_REGION
@@ -73,15 +73,6 @@ async def clients(
         yield client_a, client_b
 
 
-async def _login(client: httpx.AsyncClient) -> dict[str, str]:
-    email = unique_email("scale")
-    r = await client.post("/auth/register", json={"email": email, "password": PASSWORD})
-    assert r.status_code == 200, r.text
-    r = await client.post("/auth/login", json={"email": email, "password": PASSWORD})
-    assert r.status_code == 200, r.text
-    return {"Authorization": f"Bearer {r.json()['access_token']}"}
-
-
 async def _session(client: httpx.AsyncClient, headers: dict[str, str]) -> str:
     r = await client.post("/sessions", json={"title": "scale"}, headers=headers)
     assert r.status_code == 200, r.text
@@ -92,7 +83,7 @@ async def test_login_on_one_stream_on_the_other_stop_and_reattach_across(
     clients: tuple[httpx.AsyncClient, httpx.AsyncClient], fake_provider: FakeProviderServer
 ) -> None:
     a, b = clients
-    headers = await _login(a)  # the token from A is accepted by B
+    headers = await login_headers(a, "scale")  # the token from A is accepted by B
     assert (await b.get("/auth/me", headers=headers)).status_code == 200
     session_id = await _session(b, headers)
 
@@ -128,7 +119,7 @@ async def test_rate_limit_is_shared_by_both_processes(
     clients: tuple[httpx.AsyncClient, httpx.AsyncClient],
 ) -> None:
     a, b = clients
-    headers = await _login(a)
+    headers = await login_headers(a, "scale")
     statuses = []
     for index in range(RATE):  # round robin
         client = a if index % 2 == 0 else b
@@ -149,7 +140,7 @@ async def test_document_uploaded_on_one_is_served_and_grounds_on_the_other(
 ) -> None:
     a, b = clients
     _, _, prefix = pair
-    headers = await _login(a)
+    headers = await login_headers(a, "scale")
     data = make_pdf(["Intro page.", "The spare key hangs behind the blue barometer."])
     r = await a.post(
         "/upload/document",
