@@ -22,6 +22,7 @@ from typing import Any
 import httpx
 import pytest
 
+from omnichat.generation.service import INTERRUPTED
 from tests.conftest import login_headers
 from tests.docs_factory import make_pdf
 from tests.fakes import FakeProviderServer, Reply
@@ -185,7 +186,8 @@ def _scalar(connection: Any, sql: str) -> Any:
 async def test_kill_9_under_concurrent_writes_loses_nothing_acknowledged(
     server_factory: Any,
 ) -> None:
-    server = server_factory()
+    # Replies the kill left ``streaming`` are stored as interrupted within 3 heartbeats.
+    server = server_factory(OMNICHAT_REPLY_HEARTBEAT_S="0.5")
     server.start()
     acknowledged: dict[str, tuple[str, str]] = {}
     started: list[str] = []
@@ -279,6 +281,17 @@ async def test_kill_9_under_concurrent_writes_loses_nothing_acknowledged(
             " AND a.role = 'assistant')",
         )
         assert prompts_without_reply == 0
+        # ...and none stays "streaming": the restarted server marks them, no second restart.
+        deadline = time.monotonic() + 30
+        while _scalar(connection, "SELECT count(*) FROM messages WHERE status = 'streaming'"):
+            assert time.monotonic() < deadline, "replies left streaming after the restart"
+            await asyncio.sleep(0.2)
+        interrupted = connection.execute(
+            "SELECT count(*) FROM messages WHERE role = 'assistant' AND status = 'error'"
+            " AND error = ?",
+            (INTERRUPTED,),
+        ).fetchone()[0]
+        assert interrupted >= 1  # the kill cut at least one of the running replies
     finally:
         connection.close()
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import time
 from datetime import timedelta
 from pathlib import Path
 
@@ -95,3 +97,43 @@ async def test_replies_left_streaming_by_a_dead_process_are_marked_on_start(
     assert (await _stored(container, orphan.id)).error == INTERRUPTED
     # A recent one may belong to a live worker: left alone.
     assert (await _stored(container, recent.id)).status == "streaming"
+
+
+async def test_a_running_reply_is_kept_fresh_while_an_orphan_is_marked_without_restart(
+    llm_settings: Settings, fake_provider: FakeProviderServer
+) -> None:
+    """The heartbeat refreshes this process's running replies (however old their row looks)
+    and marks a row no process refreshes, while the app keeps running."""
+    tokens = [f" h{i}" for i in range(40)]
+    fake_provider.script(Reply(tokens=tokens, interval_s=0.05))
+    app = create_app(llm_settings.model_copy(update={"reply_heartbeat_s": 0.2}))
+    container = container_of(app)
+    async with LifespanManager(app):
+        user_id, session_id = await _user_and_session(container)
+        async with unit_of_work(container.database.writer) as db:
+            _, orphan = await container.chats.add_exchange(
+                db, user_id, session_id, prompt="q", reply_model="openai:x"
+            )
+        reply, _ = await container.generation.start_stored_reply(
+            user_id, session_id, "hello", ModelRef("openai", "gpt-5.4-mini")
+        )
+        async with unit_of_work(container.database.writer) as db:
+            await db.execute(
+                update(Message)
+                .where(Message.id.in_([orphan.id, reply.message_id]))
+                .values(updated_at=utcnow() - timedelta(hours=1))
+            )
+        deadline = time.monotonic() + 10
+        while (await _stored(container, orphan.id)).status == "streaming":
+            assert time.monotonic() < deadline, "the orphan was never marked"
+            await asyncio.sleep(0.05)
+        assert (await _stored(container, orphan.id)).error == INTERRUPTED
+        running = await _stored(container, reply.message_id)
+        assert running.status == "streaming"  # refreshed, not marked
+        assert running.updated_at > utcnow() - timedelta(minutes=1)
+        while (await _stored(container, reply.message_id)).status == "streaming":
+            assert time.monotonic() < deadline, "the running reply never finished"
+            await asyncio.sleep(0.05)
+        finished = await _stored(container, reply.message_id)
+    assert finished.status == "complete"
+    assert finished.content == "".join(tokens)

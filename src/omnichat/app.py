@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -49,6 +50,7 @@ def create_app(
         interrupted = await container.generation.mark_interrupted()
         if interrupted:
             logger.warning("marked interrupted replies", extra={"count": interrupted})
+        reply_watch = asyncio.create_task(container.generation.watch_replies())
         await container.vector_index.start()
         ingestor = container.documents.ingestor
         resumed = await ingestor.resume()
@@ -61,6 +63,7 @@ def create_app(
             # documents being indexed stay ``processing`` and resume at the next start.
             await ingestor.shutdown()
             await container.generation.hub.shutdown(settings.shutdown_grace_s)
+            reply_watch.cancel()
             await container.generation.registry.aclose()
             ingestor.extractor.close()
             await container.database.dispose()

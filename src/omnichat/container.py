@@ -84,6 +84,7 @@ def build_container(
             system_prompt=settings.system_prompt,
             max_output_tokens=settings.max_output_tokens,
             max_generation_s=settings.llm_max_generation_s,
+            heartbeat_s=settings.reply_heartbeat_s,
             policy=RetryPolicy(
                 max_attempts=settings.llm_max_attempts,
                 base_delay_s=settings.llm_retry_base_delay_s,

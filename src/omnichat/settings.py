@@ -107,6 +107,9 @@ class Settings(BaseSettings):
     llm_first_token_timeout_s: Annotated[float, Field(gt=0)] = 60.0
     llm_idle_timeout_s: Annotated[float, Field(gt=0)] = 60.0
     llm_max_generation_s: Annotated[float, Field(gt=0)] = 600.0
+    # How often a process refreshes its running replies; one left 3 intervals without a
+    # refresh (its process died) is stored as interrupted.
+    reply_heartbeat_s: Annotated[float, Field(gt=0, le=3600)] = 30.0
     llm_max_attempts: Annotated[int, Field(ge=1, le=10)] = 3
     llm_retry_base_delay_s: Annotated[float, Field(ge=0)] = 0.5
     llm_retry_max_delay_s: Annotated[float, Field(ge=0)] = 8.0

@@ -102,6 +102,10 @@ Reply = LiveReply | RemoteReply
 class StreamHub(Protocol):
     def register(self, reply: LiveReply) -> None: ...
 
+    def running(self) -> list[str]:
+        """Message ids of the replies this process is producing now."""
+        ...
+
     async def find(self, message_id: str, user_id: str) -> Reply | None: ...
 
     def follow(self, reply: Reply, start: int, keepalive_s: float) -> AsyncIterator[FollowItem]: ...
@@ -120,6 +124,9 @@ class InProcessHub:
     def register(self, reply: LiveReply) -> None:
         self._evict_finished()
         self._replies[reply.message_id] = reply
+
+    def running(self) -> list[str]:
+        return [key for key, reply in self._replies.items() if reply.final is None]
 
     def get(self, message_id: str, user_id: str) -> LiveReply | None:
         reply = self._replies.get(message_id)

@@ -68,6 +68,9 @@ class RedisHub:
         self._background.add(task)
         task.add_done_callback(self._background.discard)
 
+    def running(self) -> list[str]:
+        return self._local.running()
+
     async def find(self, message_id: str, user_id: str) -> Reply | None:
         local = self._local.get(message_id, user_id)
         if local is not None:

@@ -35,6 +35,7 @@ from omnichat.rag.grounding import Grounder, Grounding
 
 logger = logging.getLogger("omnichat.generation")
 INTERRUPTED = "The reply was interrupted (server restart)"
+ORPHAN_HEARTBEATS = 3
 
 
 @dataclass(frozen=True)
@@ -43,6 +44,9 @@ class GenerationOptions:
     max_output_tokens: int
     max_generation_s: float
     policy: RetryPolicy
+    # A process refreshes its running replies' rows this often; a ``streaming`` row not
+    # refreshed for ORPHAN_HEARTBEATS intervals belongs to a process that died.
+    heartbeat_s: float = 30.0
 
 
 @dataclass(frozen=True)
@@ -278,16 +282,42 @@ class GenerationService:
             ).scalar_one_or_none()
 
     async def mark_interrupted(self) -> int:
-        """Replies left ``streaming`` by a process that died: older than the longest possible
-        generation, so no live worker can still own them."""
-        cutoff = utcnow() - timedelta(seconds=self._options.max_generation_s + 60)
+        """Refreshes the rows of this process's running replies, then marks the replies left
+        ``streaming`` by a process that died (no refresh for ORPHAN_HEARTBEATS intervals) as
+        interrupted, in one short transaction. Run at start-up and every ``heartbeat_s``."""
+        now = utcnow()
+        cutoff = now - timedelta(seconds=ORPHAN_HEARTBEATS * self._options.heartbeat_s)
+        streaming = Message.status == MessageStatus.STREAMING.value
         async with unit_of_work(self._database.writer) as db:
+            running = self.hub.running()
+            if running:
+                await db.execute(
+                    update(Message)
+                    .where(Message.id.in_(running), streaming)
+                    .values(updated_at=now)
+                    .execution_options(synchronize_session=False)
+                )
             result = await db.execute(
                 update(Message)
-                .where(Message.status == MessageStatus.STREAMING.value, Message.updated_at < cutoff)
+                .where(streaming, Message.updated_at < cutoff)
                 .values(status=MessageStatus.ERROR.value, error=INTERRUPTED, finish_reason="error")
+                .execution_options(synchronize_session=False)
             )
         return int(result.rowcount)  # type: ignore[attr-defined]
+
+    async def watch_replies(self) -> None:
+        """Runs ``mark_interrupted`` every ``heartbeat_s`` until cancelled: this process's
+        replies stay fresh, and a dead process's are marked within ORPHAN_HEARTBEATS
+        intervals, with no restart needed."""
+        while True:
+            await asyncio.sleep(self._options.heartbeat_s)
+            try:
+                marked = await self.mark_interrupted()
+            except Exception:
+                logger.exception("reply heartbeat failed")
+                continue
+            if marked:
+                logger.warning("marked interrupted replies", extra={"count": marked})
 
     def _candidates(self, ref: ModelRef) -> list[Candidate]:
         return [(r, self.registry.chat_model(r)) for r in self.registry.candidates(ref)]
