@@ -170,7 +170,7 @@ def crud_operations(port: int, users: list[User]) -> list[tuple[Operation, float
 
     async def list_sessions() -> int:
         headers, _, _ = pick()
-        return await http(port, "GET", "/sessions", headers)
+        return await http(port, "GET", "/sessions?limit=50", headers)  # a sidebar page
 
     async def add_message() -> int:
         headers, session_id, _ = pick()
@@ -179,7 +179,7 @@ def crud_operations(port: int, users: list[User]) -> list[tuple[Operation, float
 
     return [
         (Operation("POST /auth/login", login), 0.05),
-        (Operation("GET /sessions", list_sessions), 0.50),
+        (Operation("GET /sessions?limit=50", list_sessions), 0.50),
         (Operation("POST /api/chats (add a message)", add_message), 0.45),
     ]
 

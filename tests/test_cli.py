@@ -142,6 +142,13 @@ def test_placeholder_secret_refused(tmp_path: Path) -> None:
     assert "placeholder" in result.stderr
 
 
+@pytest.mark.parametrize("field", ["generation_rate_limit", "failed_login_limit"])
+def test_a_rate_that_is_not_one_is_refused_at_start_up(field: str, tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="not a rate such as"):
+        Settings(data_dir=tmp_path, **{field: "1000000"})
+    assert getattr(Settings(data_dir=tmp_path, **{field: "5/2 minutes"}), field) == "5/2 minutes"
+
+
 def test_short_secret_refused() -> None:
     with pytest.raises(ValueError, match="at least 32 characters"):
         Settings(secret_key="too-short")

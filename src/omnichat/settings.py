@@ -8,7 +8,15 @@ import secrets
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import AliasChoices, BeforeValidator, Field, SecretStr, model_validator
+from limits import parse
+from pydantic import (
+    AfterValidator,
+    AliasChoices,
+    BeforeValidator,
+    Field,
+    SecretStr,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 # Values people paste from tutorials; a deployment using one of them would sign forgeable tokens.
@@ -50,6 +58,19 @@ def _split_commas(value: object) -> object:
 
 # Comma-separated in the environment ("a,b,c"), a list in code.
 CommaList = Annotated[list[str], NoDecode, BeforeValidator(_split_commas)]
+
+
+def _rate(value: str) -> str:
+    """A rate in the ``limits`` library's notation ("60/minute", "10/15 minutes"), checked at
+    start-up rather than at the first request."""
+    try:
+        parse(value)
+    except ValueError as exc:
+        raise ValueError(f"not a rate such as '60/minute' or '10/15 minutes': {value!r}") from exc
+    return value
+
+
+Rate = Annotated[str, AfterValidator(_rate)]
 
 
 class InsecureSecretKeyError(ValueError):
@@ -120,9 +141,9 @@ class Settings(BaseSettings):
 
     # -- limits on generation, per user ----------------------------------------------------------
     redis_url: str | None = None
-    generation_rate_limit: str = "60/minute"
+    generation_rate_limit: Rate = "60/minute"
     # Failed logins per email (successful ones never count).
-    failed_login_limit: str = "10/15 minutes"
+    failed_login_limit: Rate = "10/15 minutes"
     max_concurrent_generations: Annotated[int, Field(ge=1)] = 4
     # -- documents and RAG -------------------------------------------------------------------------
     # Originals of uploads: a folder in the data dir by default, or s3://bucket/prefix.
