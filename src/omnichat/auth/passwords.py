@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
+import os
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from functools import lru_cache
+from typing import TypeVar
 
-from anyio import to_thread
 from argon2 import PasswordHasher, Type
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 
@@ -14,6 +18,19 @@ MIN_PASSWORD_CHARS = 8
 MAX_PASSWORD_CHARS = 128
 
 _hasher = PasswordHasher(time_cost=2, memory_cost=19 * 1024, parallelism=1, type=Type.ID)
+
+# Hashing runs on a few threads of its own, not the shared worker pool (up to 40 threads): each
+# hash allocates 19 MiB, and glibc keeps such a block in the allocating thread's arena after it
+# is freed, so a login on every pool thread in turn grew the process by 19 MiB a thread. A small
+# pool also stops a burst of logins from taking more than the CPUs hashing.
+_HASHING = ThreadPoolExecutor(
+    max_workers=min(4, os.cpu_count() or 1), thread_name_prefix="omnichat-argon2"
+)
+_T = TypeVar("_T")
+
+
+async def _off_loop(fn: Callable[[], _T]) -> _T:
+    return await asyncio.get_running_loop().run_in_executor(_HASHING, fn)
 
 
 @lru_cache(maxsize=1)
@@ -38,7 +55,7 @@ def check_password_policy(password: str, *, email: str | None = None) -> None:
 
 async def hash_password(password: str) -> str:
     # ~20-50 ms of CPU in C with the GIL released: off the event loop.
-    return await to_thread.run_sync(_hasher.hash, password)
+    return await _off_loop(lambda: _hasher.hash(password))
 
 
 @lru_cache(maxsize=1)
@@ -48,15 +65,16 @@ def _dummy_hash() -> str:
 
 async def verify_password(password_hash: str | None, password: str) -> bool:
     """Constant work whether or not the account exists: a missing account verifies a dummy hash."""
-    target = password_hash if password_hash is not None else _dummy_hash()
 
     def _verify() -> bool:
+        # The dummy hash is made here, off the loop, should a login come before ``warm_up``.
+        target = password_hash if password_hash is not None else _dummy_hash()
         try:
             return _hasher.verify(target, password)
         except (VerifyMismatchError, VerificationError, InvalidHashError):
             return False
 
-    ok = await to_thread.run_sync(_verify)
+    ok = await _off_loop(_verify)
     return ok and password_hash is not None
 
 
