@@ -40,6 +40,7 @@ from benchmarks.stream_bench import (
     p50_p99,
     prepare_users,
     process,
+    server_env,
     sse_request,
 )
 
@@ -213,17 +214,7 @@ async def main(args: argparse.Namespace) -> None:
     fake_args = [python, "-m", "tests.fakes", "--port", str(fake_port), "--tokens", "50"]
     fake_args += ["--interval-ms", "10"]
     with tempfile.TemporaryDirectory() as data_dir:
-        env = {
-            **{k: v for k, v in os.environ.items() if not k.startswith("OMNICHAT_")},
-            "OMNICHAT_DATA_DIR": data_dir,
-            "OMNICHAT_OPENAI_API_KEY": "sk-bench",
-            "OMNICHAT_OPENAI_BASE_URL": f"http://{HOST}:{fake_port}/v1",
-            "OMNICHAT_ACCESS_LOG": "false",
-            "OMNICHAT_LOG_LEVEL": "WARNING",
-            "OMNICHAT_GENERATION_RATE_LIMIT": "1000000/minute",
-            "OMNICHAT_MAX_CONCURRENT_GENERATIONS": "1000",
-            "OMNICHAT_FAILED_LOGIN_LIMIT": "1000000/minute",
-        }
+        env = server_env(data_dir, fake_port, OMNICHAT_FAILED_LOGIN_LIMIT="1000000/minute")
         app_args = [python, "-m", "omnichat", "serve", "--port", str(app_port)]
         with (
             process(fake_args, env, f"http://{HOST}:{fake_port}/v1/models"),

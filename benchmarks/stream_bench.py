@@ -43,6 +43,22 @@ PASSWORD = "benchmark passphrase 1"
 CONTENT_EVENT = re.compile(rb'"(?:delta|content)": ?"(?!")')
 
 
+def server_env(data_dir: str, fake_port: int, **extra: str) -> dict[str, str]:
+    """``omnichat serve``'s environment: the fake as its OpenAI provider, no access log, limits
+    out of the way of the load."""
+    return {
+        **{k: v for k, v in os.environ.items() if not k.startswith("OMNICHAT_")},
+        "OMNICHAT_DATA_DIR": data_dir,
+        "OMNICHAT_OPENAI_API_KEY": "sk-bench",
+        "OMNICHAT_OPENAI_BASE_URL": f"http://127.0.0.1:{fake_port}/v1",
+        "OMNICHAT_ACCESS_LOG": "false",
+        "OMNICHAT_LOG_LEVEL": "WARNING",
+        "OMNICHAT_GENERATION_RATE_LIMIT": "1000000/minute",
+        "OMNICHAT_MAX_CONCURRENT_GENERATIONS": "1000",
+        **extra,
+    }
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -214,16 +230,7 @@ async def main(tokens: int, interval_ms: float, requests: int, workers: int) -> 
         str(interval_ms),
     ]
     with tempfile.TemporaryDirectory() as data_dir:
-        env = {
-            **{k: v for k, v in os.environ.items() if not k.startswith("OMNICHAT_")},
-            "OMNICHAT_DATA_DIR": data_dir,
-            "OMNICHAT_OPENAI_API_KEY": "sk-bench",
-            "OMNICHAT_OPENAI_BASE_URL": f"http://127.0.0.1:{fake_port}/v1",
-            "OMNICHAT_ACCESS_LOG": "false",
-            "OMNICHAT_LOG_LEVEL": "WARNING",
-            "OMNICHAT_GENERATION_RATE_LIMIT": "1000000/minute",
-            "OMNICHAT_MAX_CONCURRENT_GENERATIONS": "1000",
-        }
+        env = server_env(data_dir, fake_port)
         app_args = [python, "-m", "omnichat", "serve", "--port", str(app_port)]
         redis = None
         if workers > 1:
