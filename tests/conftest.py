@@ -123,15 +123,24 @@ def unique_email(prefix: str = "user") -> str:
     return f"{prefix}-{uuid.uuid4().hex[:12]}@example.com"
 
 
-async def login_headers(client: httpx.AsyncClient, prefix: str = "user") -> dict[str, str]:
-    """Registers a new user and logs in on ``client`` (whichever app or server it talks to);
-    returns the bearer-token headers."""
+async def register_user(
+    client: httpx.AsyncClient, prefix: str = "user", password: str = PASSWORD
+) -> TestUser:
+    """Registers a new user through seed 003 and logs in on ``client`` (whichever app or server
+    it talks to)."""
     email = unique_email(prefix)
-    r = await client.post("/auth/register", json={"email": email, "password": PASSWORD})
+    r = await client.post("/auth/register", json={"email": email, "password": password})
     assert r.status_code == 200, r.text
-    r = await client.post("/auth/login", json={"email": email, "password": PASSWORD})
+    user_id = r.json()["id"]
+    r = await client.post("/auth/login", json={"email": email, "password": password})
     assert r.status_code == 200, r.text
-    return {"Authorization": f"Bearer {r.json()['access_token']}"}
+    tokens = r.json()
+    return TestUser(email, password, user_id, tokens["access_token"], tokens["refresh_token"])
+
+
+async def login_headers(client: httpx.AsyncClient, prefix: str = "user") -> dict[str, str]:
+    """A new user's bearer-token headers (see ``register_user``)."""
+    return (await register_user(client, prefix)).headers
 
 
 UserFactory = Callable[..., Awaitable[TestUser]]
@@ -265,12 +274,7 @@ async def llm_client(
 @pytest.fixture
 def make_llm_user(llm_client: httpx.AsyncClient) -> UserFactory:
     async def _make(prefix: str = "llm", password: str = PASSWORD) -> TestUser:
-        email = unique_email(prefix)
-        r = await llm_client.post("/auth/register", json={"email": email, "password": password})
-        assert r.status_code == 200, r.text
-        r = await llm_client.post("/auth/login", json={"email": email, "password": password})
-        tokens = r.json()
-        return TestUser(email, password, "", tokens["access_token"], tokens["refresh_token"])
+        return await register_user(llm_client, prefix, password)
 
     return _make
 

@@ -28,21 +28,12 @@ from omnichat.documents.reindex import reindex
 from omnichat.errors import ServiceUnavailable
 from omnichat.rag.index import VectorIndex
 from omnichat.settings import Settings
-from tests.conftest import PASSWORD, TestUser, make_settings, unique_email
+from tests.conftest import PASSWORD, TestUser, make_settings, register_user, unique_email
 from tests.docs_factory import make_pdf
 from tests.fakes.pinecone_fake import PineconeFake
 from tests.s3_server import S3_TEST_BUCKET, S3_TEST_REGION
 
 PINECONE_KEY = "pcsk_test_lifecycle_0123456789"
-
-
-async def register(client: httpx.AsyncClient, prefix: str = "docs") -> TestUser:
-    email = unique_email(prefix)
-    r = await client.post("/auth/register", json={"email": email, "password": PASSWORD})
-    assert r.status_code == 200, r.text
-    r = await client.post("/auth/login", json={"email": email, "password": PASSWORD})
-    tokens = r.json()
-    return TestUser(email, PASSWORD, "", tokens["access_token"], tokens["refresh_token"])
 
 
 async def upload(client: httpx.AsyncClient, user: TestUser, data: bytes, **params: str) -> Any:
@@ -100,7 +91,7 @@ async def test_s3_and_pinecone_hold_originals_and_vectors(
 ) -> None:
     application, client = scaled
     container = container_of(application)
-    alice, bob = await register(client, "alice"), await register(client, "bob")
+    alice, bob = await register_user(client, "alice"), await register_user(client, "bob")
     data = make_pdf(["Intro page.", "The vault code is written on the orange lighthouse."])
     r = await upload(client, alice, data)
     assert r.status_code == 200, r.text
@@ -152,7 +143,7 @@ async def limited(
 
 async def test_upload_size_and_quotas(limited: tuple[FastAPI, httpx.AsyncClient]) -> None:
     _, client = limited
-    user = await register(client)
+    user = await register_user(client, "docs")
     # Over the file limit but inside the multipart allowance: refused while copying.
     r = await upload(client, user, b"x" * 20_001)
     assert r.status_code == 413

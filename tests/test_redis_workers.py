@@ -12,7 +12,7 @@ import pytest
 
 from omnichat.app import create_app
 from omnichat.settings import Settings
-from tests.conftest import PASSWORD, TestUser, ThreadedServer, unique_email
+from tests.conftest import PASSWORD, ThreadedServer, register_user
 from tests.fakes import FakeProviderServer, Reply
 from tests.sse import assert_unreachable, open_chat_stream, stream_sse
 from tests.test_generation import _messages, _session
@@ -47,18 +47,11 @@ async def clients(
         yield a, b
 
 
-async def _user(client: httpx.AsyncClient) -> TestUser:
-    email = unique_email("workers")
-    await client.post("/auth/register", json={"email": email, "password": PASSWORD})
-    tokens = (await client.post("/auth/login", json={"email": email, "password": PASSWORD})).json()
-    return TestUser(email, PASSWORD, "", tokens["access_token"], tokens["refresh_token"])
-
-
 async def test_reattach_and_stop_from_another_worker(
     clients: tuple[httpx.AsyncClient, httpx.AsyncClient], fake_provider: FakeProviderServer
 ) -> None:
     a, b = clients
-    user = await _user(a)  # logs in on worker A, uses both
+    user = await register_user(a, "workers")  # logs in on worker A, uses both
     session_id = await _session(b, user)
 
     fake_provider.script(Reply(tokens=TOKENS, interval_s=0.03))
@@ -88,7 +81,7 @@ async def test_other_user_cannot_reach_a_remote_reply(
     clients: tuple[httpx.AsyncClient, httpx.AsyncClient], fake_provider: FakeProviderServer
 ) -> None:
     a, b = clients
-    owner, intruder = await _user(a), await _user(b)
+    owner, intruder = await register_user(a, "workers"), await register_user(b, "workers")
     session_id = await _session(a, owner)
     fake_provider.script(Reply(tokens=TOKENS, interval_s=0.03))
     async with open_chat_stream(
@@ -103,7 +96,7 @@ async def test_rate_limit_is_shared_between_workers(
     clients: tuple[httpx.AsyncClient, httpx.AsyncClient],
 ) -> None:
     a, b = clients
-    user = await _user(a)
+    user = await register_user(a, "workers")
     statuses = []
     for index in range(RATE + 1):
         client = a if index % 2 == 0 else b
@@ -116,7 +109,7 @@ async def test_failed_login_brake_is_shared_between_workers(
     clients: tuple[httpx.AsyncClient, httpx.AsyncClient],
 ) -> None:
     a, b = clients
-    user = await _user(a)
+    user = await register_user(a, "workers")
     for index in range(10):
         client = a if index % 2 == 0 else b
         r = await client.post("/auth/login", json={"email": user.email, "password": "nope nope 1"})
