@@ -177,21 +177,26 @@ def _provider_config(
     )
 
 
+def builtin_provider_config(settings: Settings, kind: str) -> ProviderConfig | None:
+    """How to reach a built-in provider (OMNICHAT_<KIND>_API_KEY / _BASE_URL), or None without
+    a key. Chat models and embedders both use it."""
+    secret = getattr(settings, f"{kind}_api_key")
+    base_url: str | None = getattr(settings, f"{kind}_base_url")
+    key = secret.get_secret_value() if secret is not None else None
+    # An OpenAI-compatible local server (Ollama, llama.cpp) needs no key, only its URL.
+    if not key and kind == "openai" and base_url:
+        key = "not-needed"
+    return _provider_config(settings, kind, kind, key, base_url) if key else None
+
+
 def _builtin_entries(settings: Settings) -> dict[str, ProviderEntry]:
     entries: dict[str, ProviderEntry] = {}
     for kind in BUILTIN_KINDS:
-        secret = getattr(settings, f"{kind}_api_key")
-        base_url = getattr(settings, f"{kind}_base_url")
-        key = secret.get_secret_value() if secret is not None else None
-        # An OpenAI-compatible local server (Ollama, llama.cpp) needs no key, only its URL.
-        if key is None and kind == "openai" and base_url:
-            key = "not-needed"
+        config = builtin_provider_config(settings, kind)
         models = getattr(settings, f"{kind}_models")
-        if key and models:
+        if config is not None and models:
             entries[kind] = ProviderEntry(
-                _provider_config(settings, kind, kind, key, base_url),
-                list(models),
-                settings.context_tokens or CONTEXT_TOKENS[kind],
+                config, list(models), settings.context_tokens or CONTEXT_TOKENS[kind]
             )
     return entries
 

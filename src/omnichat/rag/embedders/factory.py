@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from omnichat.llm.base import ProviderConfig
+from omnichat.llm.registry import builtin_provider_config
 from omnichat.rag.embedders.base import Embedder
 from omnichat.rag.embedders.remote import EmbeddingModel
 from omnichat.settings import Settings
@@ -16,24 +17,12 @@ _KEY_VARIABLES = {
 
 
 def _provider_config(settings: Settings, provider: str) -> ProviderConfig:
-    secret = getattr(settings, f"{provider}_api_key")
-    base_url: str | None = getattr(settings, f"{provider}_base_url")
-    key = secret.get_secret_value() if secret is not None else None
-    # An OpenAI-compatible local server (Ollama, llama.cpp) needs no key, only its URL.
-    if not key and provider == "openai" and base_url:
-        key = "not-needed"
-    if not key:
+    config = builtin_provider_config(settings, provider)
+    if config is None:
         raise ValueError(
             f"OMNICHAT_EMBEDDER={settings.embedder} needs {_KEY_VARIABLES[provider]} to be set"
         )
-    return ProviderConfig(
-        name=provider,
-        kind=provider,
-        api_key=key,
-        base_url=base_url,
-        connect_timeout_s=settings.llm_connect_timeout_s,
-        idle_timeout_s=settings.llm_idle_timeout_s,
-    )
+    return config
 
 
 def build_embedder(settings: Settings) -> Embedder:
