@@ -4,7 +4,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import JSON, ForeignKey, Index, Integer, String, Text
+from sqlalchemy import JSON, ForeignKey, Index, Integer, String, Text, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from omnichat.db.base import Base, IdMixin, TimestampMixin, UTCDateTime, utcnow
@@ -34,7 +34,17 @@ class ChatSession(IdMixin, TimestampMixin, Base):
 
 class Message(IdMixin, Base):
     __tablename__ = "messages"
-    __table_args__ = (Index("ix_messages_session_created", "session_id", "created_at"),)
+    __table_args__ = (
+        Index("ix_messages_session_created", "session_id", "created_at"),
+        # The reply heartbeat looks for stale ``streaming`` rows every few seconds: a partial
+        # index keeps that to the handful of running replies rather than a scan of every message.
+        Index(
+            "ix_messages_streaming_updated",
+            "updated_at",
+            sqlite_where=text("status = 'streaming'"),
+            postgresql_where=text("status = 'streaming'"),
+        ),
+    )
 
     session_id: Mapped[str] = mapped_column(
         ForeignKey("chat_sessions.id", ondelete="CASCADE"), nullable=False

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import literal, select, update
 
 from omnichat.chats.models import Message, MessageStatus
 from omnichat.chats.service import ChatService
@@ -287,7 +287,9 @@ class GenerationService:
         interrupted, in one short transaction. Run at start-up and every ``heartbeat_s``."""
         now = utcnow()
         cutoff = now - timedelta(seconds=ORPHAN_HEARTBEATS * self._options.heartbeat_s)
-        streaming = Message.status == MessageStatus.STREAMING.value
+        # Inline, not a bound parameter: the planner matches it to the partial index on
+        # streaming rows (a generic PostgreSQL plan would not).
+        streaming = Message.status == literal(MessageStatus.STREAMING.value, literal_execute=True)
         async with unit_of_work(self._database.writer) as db:
             running = self.hub.running()
             if running:
