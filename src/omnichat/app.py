@@ -7,7 +7,6 @@ import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
-from anyio import to_thread
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
@@ -44,7 +43,7 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
-        await to_thread.run_sync(passwords.warm_up)
+        await passwords.warm_up()
         container.generation.registry.warm_up()
         await container.generation.hub.start()
         interrupted = await container.generation.mark_interrupted()

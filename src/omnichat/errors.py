@@ -78,12 +78,16 @@ class BadGateway(AppError):
     detail = "The upstream provider failed"
 
 
+# How long a client should wait before retrying a 503 (a dependency that is down).
+UNAVAILABLE_RETRY_AFTER_S = "1"
+
+
 class ServiceUnavailable(AppError):
     status_code = 503
     detail = "Service unavailable"
 
     def __init__(self, detail: str | None = None) -> None:
-        super().__init__(detail, headers={"Retry-After": "1"})
+        super().__init__(detail, headers={"Retry-After": UNAVAILABLE_RETRY_AFTER_S})
 
 
 # -- the error bodies, as the OpenAPI schema declares them ----------------------------------------
@@ -202,6 +206,11 @@ def _respond(
     return error_response_for(request.url.path, status_code, detail, headers, **extra)
 
 
+def _unavailable(request: Request, exc: Exception, detail: str) -> JSONResponse:
+    logger.error("%s: %s", detail, exc.__class__.__name__)
+    return _respond(request, 503, detail, {"Retry-After": UNAVAILABLE_RETRY_AFTER_S})
+
+
 def _describe_validation_errors(errors: Sequence[Any]) -> str:
     if any(e.get("type") == "json_invalid" for e in errors):
         return "Malformed JSON body"
@@ -276,24 +285,19 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(InterfaceError)
     @app.exception_handler(SQLAlchemyTimeoutError)
     async def _database_unavailable(request: Request, exc: Exception) -> JSONResponse:
-        logger.error("database unavailable: %s", exc.__class__.__name__)
-        return _respond(request, 503, "Database unavailable", {"Retry-After": "1"})
+        return _unavailable(request, exc, "Database unavailable")
 
     @app.exception_handler(RedisError)
     async def _redis_unavailable(request: Request, exc: RedisError) -> JSONResponse:
         # Shared rate limits and live replies live in Redis when it is configured: without it
         # the request is refused before anything is stored.
-        logger.error("redis unavailable: %s", exc.__class__.__name__)
-        return _respond(
-            request, 503, "Service temporarily unavailable (Redis)", {"Retry-After": "1"}
-        )
+        return _unavailable(request, exc, "Service temporarily unavailable (Redis)")
 
     @app.exception_handler(OSError)
     async def _connection_failed(request: Request, exc: OSError) -> JSONResponse:
         # A backing service's socket refused or vanished (asyncpg, for one, raises the OSError
         # of a failed connect unwrapped, where SQLAlchemy wraps other driver errors).
-        logger.error("backing service unavailable: %s", exc.__class__.__name__)
-        return _respond(request, 503, "Service temporarily unavailable", {"Retry-After": "1"})
+        return _unavailable(request, exc, "Service temporarily unavailable")
 
     @app.exception_handler(Exception)
     async def _unhandled(request: Request, exc: Exception) -> JSONResponse:

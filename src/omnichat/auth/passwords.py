@@ -82,7 +82,12 @@ def needs_rehash(password_hash: str) -> bool:
     return _hasher.check_needs_rehash(password_hash)
 
 
-def warm_up() -> None:
-    """Compute the dummy hash and load the common-password list before the first login."""
-    _dummy_hash()
-    _common_passwords()
+async def warm_up() -> None:
+    """Compute the dummy hash (on the hashing threads, like every hash) and load the
+    common-password list before the first login."""
+
+    def load() -> None:
+        _dummy_hash()
+        _common_passwords()
+
+    await _off_loop(load)
