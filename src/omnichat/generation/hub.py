@@ -2,15 +2,16 @@
 that started it, for clients re-attaching later, and for stop requests.
 
 The in-process hub keeps a list of deltas per reply and wakes each waiting follower through its
-own future, so a token costs an append and one ``set_result`` per follower; timers exist only
-while a follower idles (for keep-alives).
+own future, so a token costs an append and one ``set_result`` per follower; each follower has
+one keep-alive timer, moved only when it fires.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
+from collections import deque
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -46,6 +47,8 @@ class LiveReply:
     finished_at: float | None = None
     _waiters: list[asyncio.Future[None]] = field(default_factory=list)
     task: asyncio.Task[None] | None = None
+    # The hub's bookkeeping of finished replies (set by ``register``).
+    on_finish: Callable[[LiveReply], None] | None = None
 
     def text(self) -> str:
         return "".join(self.deltas)
@@ -58,6 +61,8 @@ class LiveReply:
         self.final = final
         self.finished_at = time.monotonic()
         self._notify()
+        if self.on_finish is not None:
+            self.on_finish(self)
 
     def _notify(self) -> None:
         waiters, self._waiters = self._waiters, []
@@ -65,17 +70,51 @@ class LiveReply:
             if not waiter.done():
                 waiter.set_result(None)
 
-    async def wait(self, timeout_s: float) -> None:
-        """Until something new arrives or ``timeout_s`` passes (for keep-alives). A future per
-        follower and a timer only while idle: the per-token path is one ``set_result``."""
-        loop = asyncio.get_running_loop()
-        waiter = loop.create_future()
+    def waiter(self) -> asyncio.Future[None]:
+        """A future resolved when something new arrives."""
+        waiter = asyncio.get_running_loop().create_future()
         self._waiters.append(waiter)
-        timer = loop.call_later(timeout_s, _resolve, waiter)
+        return waiter
+
+    async def wait(self, timeout_s: float) -> None:
+        """Until something new arrives or ``timeout_s`` passes."""
+        waiter = self.waiter()
+        timer = asyncio.get_running_loop().call_later(timeout_s, _resolve, waiter)
         try:
             await waiter
         finally:
             timer.cancel()
+
+
+class _IdleWake:
+    """Wakes a follower once it has sent nothing for ``interval_s`` (a keep-alive is due).
+
+    One timer per follower, moved only when it fires, instead of one armed and cancelled per
+    token: sending a batch only records the time."""
+
+    def __init__(self, interval_s: float) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._interval_s = interval_s
+        self.waiter: asyncio.Future[None] | None = None
+        self.last_sent = self._loop.time()
+        self._timer = self._loop.call_at(self.last_sent + interval_s, self._fire)
+
+    def sent(self) -> None:
+        self.last_sent = self._loop.time()
+
+    def _fire(self) -> None:
+        now = self._loop.time()
+        due = self.last_sent + self._interval_s
+        if now < due:  # something was sent since the timer was set
+            self._timer = self._loop.call_at(due, self._fire)
+            return
+        if self.waiter is not None and not self.waiter.done():
+            self.waiter.set_result(None)
+        self.last_sent = now  # the keep-alive the follower sends now
+        self._timer = self._loop.call_at(now + self._interval_s, self._fire)
+
+    def close(self) -> None:
+        self._timer.cancel()
 
 
 def _resolve(waiter: asyncio.Future[None]) -> None:
@@ -120,9 +159,12 @@ class StreamHub(Protocol):
 class InProcessHub:
     def __init__(self) -> None:
         self._replies: dict[str, LiveReply] = {}
+        # In the order they finished, so eviction looks only at the expired ones.
+        self._finished: deque[LiveReply] = deque()
 
     def register(self, reply: LiveReply) -> None:
         self._evict_finished()
+        reply.on_finish = self._finished.append
         self._replies[reply.message_id] = reply
 
     def running(self) -> list[str]:
@@ -143,18 +185,24 @@ class InProcessHub:
     ) -> AsyncIterator[FollowItem]:
         assert isinstance(reply, LiveReply), "an in-process hub only knows its own replies"
         index = start
-        while True:
-            if index < len(reply.deltas):
-                batch = reply.deltas[index:]
-                index += len(batch)
-                yield batch
-                continue
-            if reply.final is not None:
-                yield reply.final
-                return
-            await reply.wait(keepalive_s)
-            if index == len(reply.deltas) and reply.final is None:
-                yield None
+        idle = _IdleWake(keepalive_s)
+        try:
+            while True:
+                if index < len(reply.deltas):
+                    batch = reply.deltas[index:]
+                    index += len(batch)
+                    idle.sent()
+                    yield batch
+                    continue
+                if reply.final is not None:
+                    yield reply.final
+                    return
+                idle.waiter = reply.waiter()
+                await idle.waiter
+                if index == len(reply.deltas) and reply.final is None:
+                    yield None
+        finally:
+            idle.close()
 
     async def request_stop(self, message_id: str, user_id: str) -> bool:
         reply = self.get(message_id, user_id)
@@ -179,11 +227,9 @@ class InProcessHub:
             await asyncio.wait(pending, timeout=10)
 
     def _evict_finished(self) -> None:
-        now = time.monotonic()
-        expired = [
-            key
-            for key, reply in self._replies.items()
-            if reply.finished_at is not None and now - reply.finished_at > FINISHED_REPLY_TTL_S
-        ]
-        for key in expired:
-            del self._replies[key]
+        cutoff = time.monotonic() - FINISHED_REPLY_TTL_S
+        finished = self._finished
+        while finished and (finished[0].finished_at or 0.0) < cutoff:
+            reply = finished.popleft()
+            if self._replies.get(reply.message_id) is reply:
+                del self._replies[reply.message_id]

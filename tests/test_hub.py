@@ -1,0 +1,107 @@
+"""The in-process hub (one module, no server): how long finished replies stay, and followers."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from omnichat.generation import hub as hub_module
+from omnichat.generation.hub import FINISHED_REPLY_TTL_S, InProcessHub, LiveReply, ReplyFinal
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def monotonic(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def clock(monkeypatch: pytest.MonkeyPatch) -> Clock:
+    fake = Clock()
+    monkeypatch.setattr(hub_module.time, "monotonic", fake.monotonic)
+    return fake
+
+
+def reply(message_id: str, user_id: str = "u1") -> LiveReply:
+    return LiveReply(message_id=message_id, user_id=user_id, session_id="s1", model="local:echo")
+
+
+def test_finished_replies_leave_after_the_ttl_and_running_ones_stay(clock: Clock) -> None:
+    hub = InProcessHub()
+    first, running, second = reply("m1"), reply("m2"), reply("m3")
+    for item in (first, running, second):
+        hub.register(item)
+    first.finish(ReplyFinal("complete", "local:echo"))
+    clock.now += 10
+    second.finish(ReplyFinal("stopped", "local:echo"))
+
+    clock.now += FINISHED_REPLY_TTL_S - 5  # first expired, second not yet
+    hub.register(reply("m4"))
+    assert hub.get("m1", "u1") is None
+    assert hub.get("m3", "u1") is second
+    assert hub.get("m2", "u1") is running
+
+    clock.now += 10
+    hub.register(reply("m5"))
+    assert hub.get("m3", "u1") is None
+    assert hub.get("m2", "u1") is running  # still running: never evicted, however old
+    assert sorted(hub.running()) == ["m2", "m4", "m5"]
+
+
+def test_a_reply_is_only_found_by_its_owner(clock: Clock) -> None:
+    hub = InProcessHub()
+    hub.register(reply("m1", user_id="alice"))
+    assert hub.get("m1", "alice") is not None
+    assert hub.get("m1", "bob") is None
+
+
+async def test_followers_get_batches_then_the_final_and_keepalives_while_idle() -> None:
+    hub = InProcessHub()
+    live = reply("m1")
+    hub.register(live)
+    live.append("a")
+    seen: list[object] = []
+
+    async def follow() -> None:
+        async for item in hub.follow(live, 0, keepalive_s=0.05):
+            seen.append(item)
+
+    follower = asyncio.create_task(follow())
+    await asyncio.sleep(0.12)  # idle: keep-alives (None)
+    live.append("b")
+    live.append("c")
+    live.finish(ReplyFinal("complete", "local:echo"))
+    await asyncio.wait_for(follower, 5)
+    assert seen[0] == ["a"]
+    assert None in seen
+    texts = [x for item in seen if isinstance(item, list) for x in item]
+    assert texts == ["a", "b", "c"]
+    assert isinstance(seen[-1], ReplyFinal)
+
+
+async def test_a_follower_sent_tokens_gets_no_keepalive_and_an_idle_one_gets_one_per_interval() -> (
+    None
+):
+    hub = InProcessHub()
+    live = reply("m1")
+    hub.register(live)
+    seen: list[object] = []
+
+    async def follow() -> None:
+        async for item in hub.follow(live, 0, keepalive_s=0.5):
+            seen.append(item)
+
+    follower = asyncio.create_task(follow())
+    for index in range(50):  # a token every 20 ms for a second: never idle for 0.5 s
+        live.append(str(index))
+        await asyncio.sleep(0.02)
+    assert None not in seen
+    await asyncio.sleep(1.25)  # idle: keep-alives after 0.5 s and 1.0 s
+    live.finish(ReplyFinal("complete", "local:echo"))
+    await asyncio.wait_for(follower, 5)
+    assert seen.count(None) == 2
+    texts = [x for item in seen if isinstance(item, list) for x in item]
+    assert texts == [str(index) for index in range(50)]
