@@ -4,15 +4,16 @@ indistinguishable from a missing one. Services flush; the request dependency com
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import String, bindparam, delete, func, select, update
+from sqlalchemy import String, bindparam, delete, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from omnichat.chats.models import ChatSession, Message, MessageStatus, Role
 from omnichat.db.base import UTCDateTime, utcnow
 from omnichat.errors import InvalidInput, NotFound
+from omnichat.ids import new_id
 
 SESSION_NOT_FOUND = "Session not found"
 MESSAGE_NOT_FOUND = "Message not found"
@@ -50,6 +51,31 @@ _BUMP_AND_TITLE = (
     )
     .execution_options(synchronize_session=False)
 )
+_INSERT_MESSAGES = insert(Message.__table__)  # type: ignore[arg-type]
+
+
+def _message_row(
+    session_id: str,
+    user_id: str,
+    role: Role,
+    content: str,
+    status: MessageStatus,
+    model: str | None,
+    sources: list[dict[str, Any]] | None,
+    at: datetime,
+) -> dict[str, Any]:
+    return {
+        "id": new_id(),
+        "session_id": session_id,
+        "user_id": user_id,
+        "role": role.value,
+        "content": content,
+        "status": status.value,
+        "model": model,
+        "sources": sources,
+        "created_at": at,
+        "updated_at": at,
+    }
 
 
 class ChatService:
@@ -179,9 +205,10 @@ class ChatService:
         reply_model: str,
         reply_sources: list[dict[str, Any]] | None = None,
     ) -> tuple[Message, Message]:
-        """The user's prompt and an empty assistant reply (status ``streaming``) in three
+        """The user's prompt and an empty assistant reply (status ``streaming``) in two
         statements: one UPDATE that checks ownership, bumps and titles the session, and one
-        INSERT of both rows. It runs under the write lock on every generation, so it is lean."""
+        INSERT of both rows. It runs under the write lock on every generation, so it is lean.
+        The messages returned are not in the session (nothing to flush)."""
         self._check_length(prompt)
         now = utcnow()
         bumped = await db.execute(
@@ -195,30 +222,26 @@ class ChatService:
         )
         if bumped.rowcount != 1:  # type: ignore[attr-defined]
             raise NotFound(SESSION_NOT_FOUND)
-        prompt_message = Message(
-            session_id=session_id,
-            user_id=user_id,
-            role=Role.USER.value,
-            content=prompt,
-            status=MessageStatus.COMPLETE.value,
-            created_at=now,
-            updated_at=now,
-        )
         # A microsecond later: history is ordered by created_at, and the reply comes second.
         later = now + timedelta(microseconds=1)
-        reply = Message(
-            session_id=session_id,
-            user_id=user_id,
-            role=Role.ASSISTANT.value,
-            content="",
-            status=MessageStatus.STREAMING.value,
-            model=reply_model,
-            sources=reply_sources,
-            created_at=later,
-            updated_at=later,
-        )
-        db.add_all([prompt_message, reply])
-        await db.flush()
+        rows = [
+            _message_row(
+                session_id, user_id, Role.USER, prompt, MessageStatus.COMPLETE, None, None, now
+            ),
+            _message_row(
+                session_id,
+                user_id,
+                Role.ASSISTANT,
+                "",
+                MessageStatus.STREAMING,
+                reply_model,
+                reply_sources,
+                later,
+            ),
+        ]
+        # Core, one INSERT for both rows: the ORM's unit of work cost more than the statements.
+        await db.execute(_INSERT_MESSAGES, rows)
+        prompt_message, reply = (Message(**row) for row in rows)
         return prompt_message, reply
 
     async def delete_message(self, db: AsyncSession, user_id: str, message_id: str) -> None:

@@ -153,10 +153,17 @@ class GenerationService:
         finally:
             await self.limiter.release(user_id)
 
-    def stream(self, ref: ModelRef, prompt: Prompt) -> ResilientStream:
-        return ResilientStream(
-            self._candidates(ref), lambda r: self.build_request(r, prompt), self._options.policy
-        )
+    def stream(
+        self, ref: ModelRef, prompt: Prompt, request: GenerationRequest | None = None
+    ) -> ResilientStream:
+        """``request``: ``ref``'s request, when the caller has built it already."""
+
+        def request_for(candidate: ModelRef) -> GenerationRequest:
+            if request is not None and candidate == ref:
+                return request
+            return self.build_request(candidate, prompt)
+
+        return ResilientStream(self._candidates(ref), request_for, self._options.policy)
 
     # -- stored replies -----------------------------------------------------------------------
 
@@ -191,7 +198,7 @@ class GenerationService:
         if rag:
             prompt = await self.ground(user_id, prompt)
         # Fail before storing anything if the prompt cannot fit the model.
-        self.build_request(ref, prompt)
+        request = self.build_request(ref, prompt)
         async with unit_of_work(self._database.writer) as db:
             if session_id is None:
                 session_id = (await self._chats.create_session(db, user_id)).id
@@ -211,7 +218,7 @@ class GenerationService:
             sources=prompt.sources,
         )
         self.hub.register(reply)
-        reply.task = asyncio.create_task(self._run(reply, self.stream(ref, prompt)))
+        reply.task = asyncio.create_task(self._run(reply, self.stream(ref, prompt, request)))
         return reply, user_message
 
     async def _run(self, reply: LiveReply, stream: ResilientStream) -> None:
