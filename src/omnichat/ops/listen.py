@@ -7,14 +7,21 @@ their time to first token, before the app saw them. Duplicates of the one listen
 (``os.dup``: the same socket on the same port, not SO_REUSEPORT, so a second server on the port
 still fails to bind) are each polled, and an iteration accepts up to ``ACCEPT_DESCRIPTORS``
 connections; a descriptor with nothing left to accept gets EAGAIN, which libuv skips.
+
+Once started, the worker also freezes its start-up heap (``gc.freeze``): the ~280k objects of
+the imported libraries and the app never become garbage, yet every full collection walked them
+all, a pause of ~120 ms for every open stream.
 """
 
 from __future__ import annotations
 
+import gc
 import os
 import socket
 import sys
 from typing import Any
+
+import uvicorn
 
 ACCEPT_DESCRIPTORS = 16
 _STARTUP_FAILURE = 3  # uvicorn's exit status when the server did not start
@@ -25,12 +32,17 @@ def listening_descriptors(sock: socket.socket, count: int) -> list[socket.socket
     return [sock, *(socket.socket(fileno=os.dup(sock.fileno())) for _ in range(count - 1))]
 
 
+class _Server(uvicorn.Server):
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().startup(sockets)
+        gc.collect()
+        gc.freeze()
+
+
 def serve(app: Any, options: dict[str, Any], descriptors: int = ACCEPT_DESCRIPTORS) -> None:
     """What ``uvicorn.run(app, **options)`` does for one worker, with ``descriptors`` ways in."""
-    import uvicorn
-
     config = uvicorn.Config(app, **options)
-    server = uvicorn.Server(config)
+    server = _Server(config)
     sockets = listening_descriptors(config.bind_socket(), descriptors)
     try:
         server.run(sockets=sockets)
