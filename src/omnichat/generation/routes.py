@@ -23,7 +23,7 @@ from omnichat.generation.schemas import (
     StopResponse,
 )
 from omnichat.generation.service import Prompt
-from omnichat.generation.sse import SSE_HEADERS, reply_events, stored_reply_events
+from omnichat.generation.sse import EventStreamResponse, reply_events, stored_reply_events
 from omnichat.llm.types import Usage
 
 router = APIRouter(tags=["generation"])
@@ -66,11 +66,7 @@ async def chat_stream(
     reply, _ = await generation.start_stored_reply(
         user.id, body.session_id, body.prompt, ref, rag=body.rag
     )
-    return StreamingResponse(
-        reply_events(generation.hub, reply, settings.stream_keepalive_s),
-        media_type="text/event-stream",
-        headers=SSE_HEADERS,
-    )
+    return EventStreamResponse(reply_events(generation.hub, reply, settings.stream_keepalive_s))
 
 
 @router.get(
@@ -98,7 +94,7 @@ async def reattach(
             sources=stored.sources,
         )
         events = stored_reply_events(stored.id, stored.content, final)
-    return StreamingResponse(events, media_type="text/event-stream", headers=SSE_HEADERS)
+    return EventStreamResponse(events)
 
 
 @router.post("/chat/stop/{message_id}", response_model=StopResponse, responses=REPLY_ERRORS)

@@ -5,11 +5,16 @@ hand: no per-token pydantic, one write per batch of tokens."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import AsyncIterator
 from typing import Any
 
+from fastapi.responses import StreamingResponse
+from starlette.types import Receive, Scope, Send
+
 from omnichat.generation.hub import Reply, ReplyFinal, StreamHub
+from omnichat.ops.middleware import BODY_SEND
 
 SSE_HEADERS = {
     "Cache-Control": "no-cache",
@@ -19,6 +24,59 @@ KEEPALIVE = b": keep-alive\n\n"
 DONE = b"data: [DONE]\n\n"
 _DELTA_PREFIX = b'data: {"delta": '
 _DELTA_SUFFIX = b"}\n\n"
+
+
+class EventStreamResponse(StreamingResponse):
+    """``text/event-stream``, with a short path per event.
+
+    Starlette's ``StreamingResponse`` runs the body in an anyio task group beside a disconnect
+    listener, and every chunk passes through each middleware's ``send``. Here the body runs in
+    the request's own task, one plain task waits for the disconnect (and then cancels the body,
+    as the task group would), and chunks go to the ``send`` our outermost middleware received
+    (``BODY_SEND``): the layers inside it look only at ``http.response.start``, which still
+    passes through all of them. A middleware that rewrote bodies would not see these."""
+
+    def __init__(self, content: AsyncIterator[bytes]) -> None:
+        super().__init__(content, media_type="text/event-stream", headers=SSE_HEADERS)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        body_send: Send = scope.get(BODY_SEND, send)
+        task = asyncio.current_task()
+        assert task is not None
+        streaming = True
+
+        def on_disconnect(watcher: asyncio.Task[None]) -> None:
+            if streaming and not watcher.cancelled() and watcher.exception() is None:
+                task.cancel()
+
+        watcher = asyncio.create_task(_disconnected(receive))
+        watcher.add_done_callback(on_disconnect)
+        try:
+            await send(
+                {
+                    "type": "http.response.start",
+                    "status": self.status_code,
+                    "headers": self.raw_headers,
+                }
+            )
+            async for chunk in self.body_iterator:
+                await body_send({"type": "http.response.body", "body": chunk, "more_body": True})
+            await body_send({"type": "http.response.body", "body": b"", "more_body": False})
+        except asyncio.CancelledError:
+            if not (watcher.done() and not watcher.cancelled()):
+                raise  # cancelled from outside: shutting down
+            task.uncancel()  # the client has gone: nothing left to send
+        finally:
+            streaming = False
+            watcher.cancel()
+            aclose = getattr(self.body_iterator, "aclose", None)
+            if aclose is not None:
+                await aclose()
+
+
+async def _disconnected(receive: Receive) -> None:
+    while (await receive())["type"] != "http.disconnect":
+        pass
 
 
 def sse_data(payload: dict[str, Any]) -> bytes:

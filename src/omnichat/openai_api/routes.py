@@ -17,7 +17,7 @@ from fastapi.responses import JSONResponse, StreamingResponse
 from omnichat.deps import CurrentUser, GenerationDep
 from omnichat.errors import BadRequest, error_responses
 from omnichat.generation.service import GenerationService, Prompt
-from omnichat.generation.sse import DONE, SSE_HEADERS
+from omnichat.generation.sse import DONE, EventStreamResponse
 from omnichat.llm.context import StoredTurn
 from omnichat.llm.errors import ProviderError
 from omnichat.llm.types import StreamEnd, StreamEvent, TextDelta, Usage
@@ -128,7 +128,7 @@ async def chat_completions(
         events,
         _ChunkMeta(completion_id, created, stream.model.id, include_usage, prompt.sources),
     )
-    return StreamingResponse(chunks, media_type="text/event-stream", headers=SSE_HEADERS)
+    return EventStreamResponse(chunks)
 
 
 @dataclass(frozen=True)

@@ -20,6 +20,9 @@ from omnichat.errors import error_response_for
 access_logger = logging.getLogger("omnichat.access")
 REQUEST_ID_HEADER = b"x-request-id"
 _VALID_REQUEST_ID = re.compile(rb"^[A-Za-z0-9._:-]{1,128}$")
+# The ``send`` the outermost of our middlewares received, for event-stream bodies (see
+# ``generation.sse.EventStreamResponse``).
+BODY_SEND = "omnichat.body_send"
 
 
 class RequestContextMiddleware:
@@ -41,6 +44,7 @@ class RequestContextMiddleware:
             await refusal(scope, receive, send)
             return
         scope.setdefault("state", {})["request_id"] = request_id
+        scope[BODY_SEND] = send
         started = time.perf_counter()
         status = 500
 
