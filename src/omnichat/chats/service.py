@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import String, bindparam, delete, func, insert, select, update
+from sqlalchemy import String, and_, bindparam, delete, func, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from omnichat.chats.models import ChatSession, Message, MessageStatus, Role
@@ -18,6 +18,15 @@ from omnichat.ids import new_id
 SESSION_NOT_FOUND = "Session not found"
 MESSAGE_NOT_FOUND = "Message not found"
 AUTO_TITLE_CHARS = 60
+
+
+@dataclass(frozen=True)
+class ConversationRow:
+    role: str
+    content: str
+    status: str
+    created_at: datetime
+    id: str
 
 
 @dataclass(frozen=True)
@@ -37,10 +46,18 @@ def title_from_message(content: str, max_chars: int = AUTO_TITLE_CHARS) -> str |
 
 
 # The statements every generation runs, built once (building them costs more than running them).
-_CONVERSATION = (
-    select(Message.role, Message.content, Message.status)
+HISTORY_PAGE_ROWS = 200
+_CONVERSATION_PAGE = (
+    select(Message.role, Message.content, Message.status, Message.created_at, Message.id)
     .where(Message.session_id == bindparam("session_id"), Message.user_id == bindparam("user_id"))
-    .order_by(Message.created_at, Message.id)
+    .order_by(Message.created_at.desc(), Message.id.desc())
+    .limit(HISTORY_PAGE_ROWS)
+)
+_CONVERSATION_PAGE_BEFORE = _CONVERSATION_PAGE.where(
+    or_(
+        Message.created_at < bindparam("before_at"),
+        and_(Message.created_at == bindparam("before_at"), Message.id < bindparam("before_id")),
+    )
 )
 _BUMP_AND_TITLE = (
     update(ChatSession)
@@ -157,13 +174,24 @@ class ChatService:
             query = query.limit(limit)
         return list((await db.execute(query)).scalars())
 
-    async def conversation(
-        self, db: AsyncSession, user_id: str, session_id: str
-    ) -> list[tuple[str, str, str]]:
-        """(role, content, status) of the caller's messages in a session, oldest first, in one
-        light query and without the existence check (an empty list for a foreign session)."""
-        rows = await db.execute(_CONVERSATION, {"session_id": session_id, "user_id": user_id})
-        return [(role, content, status) for role, content, status in rows]
+    async def conversation_page(
+        self,
+        db: AsyncSession,
+        user_id: str,
+        session_id: str,
+        *,
+        before: ConversationRow | None = None,
+    ) -> list[ConversationRow]:
+        """Up to HISTORY_PAGE_ROWS of the caller's messages in a session, newest first, older
+        than ``before``; one light query without the existence check (an empty list for a
+        foreign session)."""
+        parameters: dict[str, Any] = {"session_id": session_id, "user_id": user_id}
+        statement = _CONVERSATION_PAGE
+        if before is not None:
+            statement = _CONVERSATION_PAGE_BEFORE
+            parameters |= {"before_at": before.created_at, "before_id": before.id}
+        rows = await db.execute(statement, parameters)
+        return [ConversationRow(*row) for row in rows]
 
     async def add_message(
         self,

@@ -165,7 +165,9 @@ async def cohere_generate(
     ref = registry.resolve(body.model or ("cohere" if "cohere" in registry.providers else None))
     history = []
     if body.session is not None:
-        history = await generation.load_history(user.id, body.session)
+        history = await generation.load_history(
+            user.id, body.session, token_budget=generation.history_budget(ref)
+        )
         if history and history[-1].role == "user" and history[-1].content == body.prompt:
             history = history[:-1]
     generated = await generation.generate(user.id, ref, Prompt(body.prompt, history))

@@ -19,14 +19,14 @@ from typing import Any
 from sqlalchemy import literal, select, update
 
 from omnichat.chats.models import Message, MessageStatus
-from omnichat.chats.service import ChatService
+from omnichat.chats.service import HISTORY_PAGE_ROWS, ChatService, ConversationRow
 from omnichat.db.base import utcnow
 from omnichat.db.engine import Database
 from omnichat.db.unit_of_work import unit_of_work
 from omnichat.generation.hub import LiveReply, ReplyFinal, StreamHub
 from omnichat.generation.limits import GenerationLimiter
 from omnichat.generation.store import FinishedReplyWriter
-from omnichat.llm.context import StoredTurn, clean_history, fit_to_budget
+from omnichat.llm.context import StoredTurn, clean_history, estimate_tokens, fit_to_budget
 from omnichat.llm.errors import ProviderError
 from omnichat.llm.registry import ModelRef, ModelRegistry
 from omnichat.llm.resilience import Candidate, ResilientStream, RetryPolicy, resilient_generate
@@ -122,17 +122,32 @@ class GenerationService:
             temperature=prompt.temperature,
         )
 
+    def history_budget(self, ref: ModelRef) -> int:
+        """Tokens of history worth reading for ``ref``: the largest context in its fallback chain
+        (``build_request`` trims to each model's own)."""
+        return max(self.registry.context_tokens(r) for r in self.registry.candidates(ref))
+
     async def load_history(
-        self, user_id: str, session_id: str, *, check_owner: bool = True
+        self, user_id: str, session_id: str, *, token_budget: int, check_owner: bool = True
     ) -> list[StoredTurn]:
-        """In a short transaction of its own: nothing is held open during the provider call.
+        """The session's messages, oldest first, from the newest back to where the complete
+        exchanges alone exceed ``token_budget``: read newest first a page at a time, so that a
+        long session costs what can fit, not its length (anything older could never be sent).
+        In a short transaction of its own: nothing is held open during the provider call.
         Without ``check_owner`` a foreign session reads as empty; callers that skip the check
         must verify ownership when they write."""
+        newest_first: list[ConversationRow] = []
         async with self._database.reader() as db:
             if check_owner:
                 await self._chats.get_session(db, user_id, session_id)
-            rows = await self._chats.conversation(db, user_id, session_id)
-        return [StoredTurn(role, content, status) for role, content, status in rows]
+            before = None
+            while True:
+                page = await self._chats.conversation_page(db, user_id, session_id, before=before)
+                newest_first.extend(page)
+                if len(page) < HISTORY_PAGE_ROWS or _exceeds(newest_first, token_budget):
+                    break
+                before = page[-1]
+        return [StoredTurn(row.role, row.content, row.status) for row in reversed(newest_first)]
 
     # -- one-shot, nothing stored ---------------------------------------------------------------
 
@@ -191,9 +206,12 @@ class GenerationService:
     ) -> tuple[LiveReply, Message]:
         # History is read before the write transaction: on SQLite that one holds the write lock.
         # add_exchange checks ownership (404) under the write lock.
-        history = (
-            await self.load_history(user_id, session_id, check_owner=False) if session_id else []
-        )
+        history = []
+        if session_id:
+            budget = self.history_budget(ref)
+            history = await self.load_history(
+                user_id, session_id, token_budget=budget, check_owner=False
+            )
         prompt = Prompt(prompt_text, history)
         if rag:
             prompt = await self.ground(user_id, prompt)
@@ -330,3 +348,11 @@ class GenerationService:
 
     def _candidates(self, ref: ModelRef) -> list[Candidate]:
         return [(r, self.registry.chat_model(r)) for r in self.registry.candidates(ref)]
+
+
+def _exceeds(newest_first: list[ConversationRow], token_budget: int) -> bool:
+    """Whether the complete exchanges among these rows already cost more than ``token_budget``:
+    then no older exchange can be sent (history is trimmed oldest first), and a reply whose
+    prompt is older than these rows is dropped in any case."""
+    turns = clean_history([StoredTurn(r.role, r.content, r.status) for r in reversed(newest_first)])
+    return sum(estimate_tokens(turn.content) for turn in turns) > token_budget
