@@ -71,31 +71,9 @@ async def test_without_the_middleware_every_message_uses_the_send_it_was_given()
     ]
 
 
-async def test_a_disconnect_stops_a_waiting_body_at_once_and_the_request_ends_normally() -> None:
-    harness = Harness()
-    closed = asyncio.Event()
-
-    async def events() -> AsyncIterator[bytes]:
-        try:
-            yield b"data: first\n\n"
-            await asyncio.sleep(3600)  # a provider that went quiet
-            yield b"data: never\n\n"
-        finally:
-            closed.set()
-
-    response = asyncio.create_task(
-        EventStreamResponse(events())(harness.scope, harness.receive, harness.send)
-    )
-    await asyncio.sleep(0.05)
-    harness.disconnect.set()
-    await asyncio.wait_for(response, 5)  # returns, no CancelledError
-    assert closed.is_set()
-    assert [m["body"] for m in harness.via_body_send] == [b"data: first\n\n"]
-    assert response.cancelling() == 0
-
-
-async def test_a_cancellation_from_outside_still_propagates() -> None:
-    harness = Harness()
+async def _stalled_stream(harness: Harness) -> tuple[asyncio.Task[None], asyncio.Event]:
+    """A response whose body sent one event and then waits on a provider that went quiet;
+    returns its task and an event set once the body has been closed."""
     closed = asyncio.Event()
 
     async def events() -> AsyncIterator[bytes]:
@@ -110,6 +88,22 @@ async def test_a_cancellation_from_outside_still_propagates() -> None:
         EventStreamResponse(events())(harness.scope, harness.receive, harness.send)
     )
     await asyncio.sleep(0.05)
+    return response, closed
+
+
+async def test_a_disconnect_stops_a_waiting_body_at_once_and_the_request_ends_normally() -> None:
+    harness = Harness()
+    response, closed = await _stalled_stream(harness)
+    harness.disconnect.set()
+    await asyncio.wait_for(response, 5)  # returns, no CancelledError
+    assert closed.is_set()
+    assert [m["body"] for m in harness.via_body_send] == [b"data: first\n\n"]
+    assert response.cancelling() == 0
+
+
+async def test_a_cancellation_from_outside_still_propagates() -> None:
+    harness = Harness()
+    response, closed = await _stalled_stream(harness)
     response.cancel()
     with pytest.raises(asyncio.CancelledError):
         await response
