@@ -10,7 +10,15 @@ from asgi_lifespan import LifespanManager
 
 from omnichat.app import create_app
 from omnichat.settings import Settings
-from tests.conftest import FAKE_KEYS, LLM_TEST_SETTINGS, TestUser, UserFactory, provider_settings
+from tests.conftest import (
+    FAKE_KEYS,
+    LLM_TEST_SETTINGS,
+    TestUser,
+    ThreadedServer,
+    UserFactory,
+    provider_settings,
+    register_user,
+)
 from tests.fakes import CutAfter, Fail, FakeProviderServer, Hang, Reply
 from tests.sse import SSETranscript, assert_unreachable, open_chat_stream, stream_sse
 from tests.test_generation import _messages, _session, wait_for_status
@@ -163,6 +171,51 @@ async def test_client_disconnect_reply_still_completes(
     # The client is gone; the reply goes on and is stored whole.
     messages = await wait_for_status(llm_client, user, session_id, "complete")
     assert messages[-1]["content"] == FULL
+
+
+async def test_a_client_leaving_an_openai_stream_ends_it_and_frees_the_slot_at_once(
+    app: object,  # migrations applied
+    database_url: str,
+    fake_provider: FakeProviderServer,
+    tmp_path,
+) -> None:
+    """/v1 streams are not stored: when the client goes, the provider stream is closed and the
+    user's only concurrency slot is free again, long before the provider would have finished."""
+    settings = Settings(
+        data_dir=tmp_path,
+        database_url=database_url,
+        secret_key="k" * 40,
+        access_log=False,
+        **provider_settings(fake_provider),
+        **{**LLM_TEST_SETTINGS, "max_concurrent_generations": 1},
+    )
+    slow = Reply(tokens=[f" w{i}" for i in range(400)], interval_s=0.05)  # 20 s if left to run
+    fake_provider.script(slow, Reply("after"))
+    body = {
+        "model": "openai:gpt-5.4-mini",
+        "stream": True,
+        "messages": [{"role": "user", "content": "hi"}],
+    }
+    with ThreadedServer(create_app(settings)) as server:
+        async with httpx.AsyncClient(base_url=server.base_url, timeout=30) as client:
+            user = await register_user(client, "v1-leave")
+            async with client.stream(
+                "POST", "/v1/chat/completions", json=body, headers=user.headers
+            ) as response:
+                assert response.status_code == 200
+                async for line in response.aiter_lines():
+                    if '"content"' in line:
+                        break  # one token, then the client goes
+            started = asyncio.get_running_loop().time()
+            while True:  # the slot comes back within a second or so, not after 20 s
+                r = await client.post(
+                    "/v1/chat/completions", json={**body, "stream": False}, headers=user.headers
+                )
+                if r.status_code != 429 or asyncio.get_running_loop().time() - started > 5:
+                    break
+                await asyncio.sleep(0.1)
+            assert r.status_code == 200, r.text
+            assert r.json()["choices"][0]["message"]["content"] == "after"
 
 
 async def test_stop_stores_partial_reply(
