@@ -124,12 +124,12 @@ def unique_email(prefix: str = "user") -> str:
 
 
 async def register_user(
-    client: httpx.AsyncClient, prefix: str = "user", password: str = PASSWORD
+    client: httpx.AsyncClient, prefix: str = "user", password: str = PASSWORD, **profile: str
 ) -> TestUser:
-    """Registers a new user through seed 003 and logs in on ``client`` (whichever app or server
-    it talks to)."""
+    """Registers a new user through seed 003 (with ``profile`` fields such as ``first_name``)
+    and logs in on ``client`` (whichever app or server it talks to)."""
     email = unique_email(prefix)
-    r = await client.post("/auth/register", json={"email": email, "password": password})
+    r = await client.post("/auth/register", json={"email": email, "password": password, **profile})
     assert r.status_code == 200, r.text
     user_id = r.json()["id"]
     r = await client.post("/auth/login", json={"email": email, "password": password})
@@ -151,17 +151,7 @@ def make_user(client: httpx.AsyncClient) -> UserFactory:
     """Registers through seed 003 and logs in; returns the user with a token pair."""
 
     async def _make(prefix: str = "user", password: str = PASSWORD) -> TestUser:
-        email = unique_email(prefix)
-        r = await client.post(
-            "/auth/register",
-            json={"email": email, "password": password, "first_name": "Test", "last_name": "User"},
-        )
-        assert r.status_code == 200, r.text
-        user_id = r.json()["id"]
-        r = await client.post("/auth/login", json={"email": email, "password": password})
-        assert r.status_code == 200, r.text
-        tokens = r.json()
-        return TestUser(email, password, user_id, tokens["access_token"], tokens["refresh_token"])
+        return await register_user(client, prefix, password, first_name="Test", last_name="User")
 
     return _make
 
