@@ -124,11 +124,17 @@ def unique_email(prefix: str = "user") -> str:
 
 
 async def register_user(
-    client: httpx.AsyncClient, prefix: str = "user", password: str = PASSWORD, **profile: str
+    client: httpx.AsyncClient,
+    prefix: str = "user",
+    password: str = PASSWORD,
+    *,
+    email: str | None = None,
+    **profile: str,
 ) -> TestUser:
-    """Registers a new user through seed 003 (with ``profile`` fields such as ``first_name``)
-    and logs in on ``client`` (whichever app or server it talks to)."""
-    email = unique_email(prefix)
+    """Registers a new user through seed 003 (with ``profile`` fields such as ``first_name``;
+    a unique email unless ``email``) and logs in on ``client`` (whichever app or server it
+    talks to)."""
+    email = email or unique_email(prefix)
     r = await client.post("/auth/register", json={"email": email, "password": password, **profile})
     assert r.status_code == 200, r.text
     user_id = r.json()["id"]

@@ -213,6 +213,10 @@ async def _profile(_: Context) -> Request:
     return Request(json={"first_name": "Renamed"})
 
 
+async def _delete_account(_: Context) -> Request:
+    return Request(json={"current_password": PASSWORD})
+
+
 async def _title(_: Context) -> Request:
     return Request(json={"title": "a title"})
 
@@ -257,6 +261,10 @@ RULES: dict[str, Rule] = {
     "POST /users/": Rule(_register),
     "PUT /users/me": Rule(_profile),
     "PUT /users/me/": Rule(_profile),
+    "DELETE /users/me": Rule(_delete_account),
+    "DELETE /users/me/": Rule(_delete_account),
+    "DELETE /auth/me": Rule(_delete_account),
+    "DELETE /api/auth/me": Rule(_delete_account),
     "POST /auth/register": Rule(_register),
     "POST /auth/login": Rule(_login),
     "POST /auth/refresh": Rule(_refresh),

@@ -4,6 +4,7 @@ server killed mid-ingest, an embedder change and ``omnichat reindex``."""
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import os
 import signal
 import subprocess
@@ -23,7 +24,7 @@ from sqlalchemy import select
 from omnichat.app import container_of, create_app
 from omnichat.container import Container
 from omnichat.db.unit_of_work import unit_of_work
-from omnichat.documents.models import Document, DocumentStatus
+from omnichat.documents.models import Document, DocumentStatus, original_key
 from omnichat.documents.reindex import reindex
 from omnichat.errors import ServiceUnavailable
 from omnichat.rag.index import VectorIndex
@@ -172,31 +173,25 @@ async def test_upload_size_and_quotas(limited: tuple[FastAPI, httpx.AsyncClient]
 async def test_documents_left_processing_resume_or_fail(
     container: Container, alice: TestUser
 ) -> None:
-    blob_key = f"documents/{alice.id}/orphan"
+    data = make_pdf(["Resumed after a crash: the kettle is blue."])
     source = Path(container.settings.data_dir) / "resume.pdf"
-    source.write_bytes(make_pdf(["Resumed after a crash: the kettle is blue."]))
-    blobs = container.documents._blobs
-    await blobs.put_file(blob_key, source)
-    interrupted = Document(
-        user_id=alice.id,
-        filename="resume.pdf",
-        kind="pdf",
-        size_bytes=1,
-        sha256="0" * 64,
-        blob_key=blob_key,
-        status=DocumentStatus.PROCESSING.value,
-        attempts=1,
+    source.write_bytes(data)
+    interrupted, hopeless = (
+        Document(
+            user_id=alice.id,
+            filename=filename,
+            kind="pdf",
+            size_bytes=len(data),
+            sha256=hashlib.sha256(data).hexdigest(),
+            blob_key="",
+            status=DocumentStatus.PROCESSING.value,
+            attempts=attempts,
+        )
+        for filename, attempts in (("resume.pdf", 1), ("again.pdf", 3))
     )
-    hopeless = Document(
-        user_id=alice.id,
-        filename="again.pdf",
-        kind="pdf",
-        size_bytes=1,
-        sha256="0" * 64,
-        blob_key=blob_key,
-        status=DocumentStatus.PROCESSING.value,
-        attempts=3,
-    )
+    for document in (interrupted, hopeless):
+        document.blob_key = original_key(alice.id, document.id)  # the id is there from birth
+        await container.documents._blobs.put_file(document.blob_key, source)
     async with unit_of_work(container.database.writer) as db:
         db.add_all([interrupted, hopeless])
     assert await container.documents.ingestor.resume() >= 1
@@ -320,7 +315,7 @@ async def test_reindex_rebuilds_vectors_and_keeps_answers(
 ) -> None:
     r = await upload(client, alice, make_pdf(["Reindexing keeps the marmalade recipe findable."]))
     document_id = r.json()["id"]
-    rebuilt = await reindex(container.database, container.vector_index)
-    assert rebuilt >= 1
+    report = await reindex(container.database, container.vector_index, container.documents.ingestor)
+    assert report.rebuilt >= 1
     found = await container.retriever.retrieve(alice.id, "marmalade recipe", mode="vector")
     assert found[0].document_id == document_id

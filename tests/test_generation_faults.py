@@ -20,7 +20,7 @@ from tests.conftest import (
     register_user,
 )
 from tests.fakes import CutAfter, Fail, FakeProviderServer, Hang, Reply
-from tests.sse import SSETranscript, assert_unreachable, open_chat_stream, stream_sse
+from tests.sse import DONE, SSETranscript, assert_unreachable, open_chat_stream, stream_sse
 from tests.test_generation import _messages, _session, wait_for_status
 
 TOKENS = [f" t{i}" for i in range(12)]
@@ -353,7 +353,8 @@ async def test_rate_and_concurrency_limits(
 async def test_session_deleted_mid_reply_does_not_lose_other_replies(
     llm_client: httpx.AsyncClient, fake_provider: FakeProviderServer, user: TestUser
 ) -> None:
-    """Finished replies are stored in batches; one whose session is gone must not fail the rest."""
+    """Deleting a session stops only the reply in it (at once, with an error ending that says
+    why); the reply in the other session runs on and is stored whole."""
     doomed, kept = await _session(llm_client, user), await _session(llm_client, user)
     fake_provider.script(*[Reply(tokens=TOKENS, interval_s=0.03)] * 2)
 
@@ -373,7 +374,12 @@ async def test_session_deleted_mid_reply_does_not_lose_other_replies(
 
     first, second, deleted = await asyncio.gather(run(doomed), run(kept), delete_soon())
     assert deleted == 204
-    assert first.final["status"] == second.final["status"] == "complete"
+    assert first.final["status"] == "error"
+    assert first.final["error_code"] == "deleted"
+    assert first.events[-1] == DONE
+    assert len(first.text) < len(FULL)
+    assert second.final["status"] == "complete"
+    assert second.text == FULL
     messages = await _messages(llm_client, user, kept)
     assert messages[-1]["status"] == "complete"
     assert messages[-1]["content"] == FULL

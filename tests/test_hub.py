@@ -105,3 +105,63 @@ async def test_a_follower_sent_tokens_gets_no_keepalive_and_an_idle_one_gets_one
     assert seen.count(None) == 2
     texts = [x for item in seen if isinstance(item, list) for x in item]
     assert texts == [str(index) for index in range(50)]
+
+
+async def test_abandon_forgets_the_reply_and_cancels_its_task() -> None:
+    hub = InProcessHub()
+    live, other = reply("m1"), reply("m2")
+    for item in (live, other):
+        hub.register(item)
+    started = asyncio.Event()
+
+    async def produce() -> None:
+        started.set()
+        await asyncio.sleep(60)
+
+    live.task = asyncio.create_task(produce())
+    await started.wait()
+    await hub.abandon(["m1", "never-ran"], "gone")
+    assert live.task.cancelled()
+    assert live.abandoned == "gone"
+    assert hub.get("m1", "u1") is None  # re-attach and stop find nothing
+    assert hub.get("m2", "u1") is other
+    assert other.abandoned is None
+    assert hub.running() == ["m2"]
+
+
+async def test_a_reply_already_being_stored_is_not_cancelled_but_learns_why() -> None:
+    hub = InProcessHub()
+    live = reply("m1")
+    hub.register(live)
+    release = asyncio.Event()
+
+    async def store() -> None:
+        await release.wait()
+
+    live.storing = True
+    live.task = asyncio.create_task(store())
+    abandoning = asyncio.create_task(hub.abandon(["m1"], "gone"))
+    await asyncio.sleep(0.01)
+    assert not live.task.cancelled()
+    assert live.abandoned == "gone"
+    release.set()
+    await abandoning  # returns once the task has ended
+    assert live.task.done()
+    assert not live.task.cancelled()
+
+
+def test_a_reply_registered_after_its_rows_were_deleted_is_abandoned_at_once(
+    clock: Clock,
+) -> None:
+    """Another worker's delete can overtake the registration it raced with."""
+    hub = InProcessHub()
+    asyncio.run(hub.abandon(["late"], "gone"))
+    late = reply("late")
+    hub.register(late)
+    assert late.abandoned == "gone"
+    assert hub.get("late", "u1") is None
+    clock.now += hub_module.ABANDONED_TTL_S + 1
+    hub.register(reply("x"))  # the tombstone expires
+    again = reply("late")
+    hub.register(again)
+    assert again.abandoned is None

@@ -1,4 +1,4 @@
-"""``omnichat serve``, ``omnichat migrate`` and ``omnichat reindex``."""
+"""``omnichat serve``, ``omnichat migrate``, ``omnichat repair`` and ``omnichat reindex``."""
 
 from __future__ import annotations
 
@@ -7,12 +7,16 @@ import asyncio
 import logging
 import sys
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from omnichat.db.engine import create_engine_from_url
 from omnichat.db.migrate import upgrade_to_head
 from omnichat.ops.middleware import configure_logging
 from omnichat.settings import InsecureSecretKeyError, Settings
+
+if TYPE_CHECKING:
+    from omnichat.documents.reindex import ReindexReport
+    from omnichat.documents.repair import RepairReport
 
 logger = logging.getLogger("omnichat.cli")
 
@@ -25,15 +29,34 @@ async def migrate(settings: Settings) -> None:
         await engine.dispose()
 
 
-async def reindex(settings: Settings) -> int:
+async def repair(settings: Settings) -> RepairReport:
+    """Settles documents stored under a shared original (``omnichat.documents.repair``)."""
+    from omnichat.blobs.factory import build_blob_store
+    from omnichat.db.engine import create_database
+    from omnichat.documents.repair import repair_originals
+
+    database = create_database(settings)
+    try:
+        return await repair_originals(
+            database, build_blob_store(settings), settings.data_dir / "tmp"
+        )
+    finally:
+        await database.dispose()
+
+
+async def reindex(settings: Settings) -> ReindexReport:
     from omnichat.container import build_container
     from omnichat.documents.reindex import reindex as rebuild
 
     await migrate(settings)
+    await repair(settings)
     container = build_container(settings)
     try:
-        return await rebuild(container.database, container.vector_index)
+        return await rebuild(
+            container.database, container.vector_index, container.documents.ingestor
+        )
     finally:
+        container.documents.ingestor.extractor.close()
         await container.database.dispose()
 
 
@@ -50,6 +73,7 @@ def _serve(settings: Settings, host: str, port: int, workers: int) -> None:
         )
     asyncio.run(migrate(settings))
     logger.info("migrations applied", extra={"database": _redacted(settings)})
+    asyncio.run(repair(settings))
     options: dict[str, Any] = {
         "host": host,
         "port": port,
@@ -84,8 +108,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     commands.add_parser("migrate", help="apply database migrations and exit")
     commands.add_parser(
+        "repair",
+        help="give each document's original its own key, or mark it unavailable (serve runs it)",
+    )
+    commands.add_parser(
         "reindex",
-        help="re-embed every document with the configured embedder (run with the server stopped)",
+        help="extract, chunk and embed every document again (run with the server stopped)",
     )
     return parser
 
@@ -100,8 +128,18 @@ def main(argv: Sequence[str] | None = None) -> None:
     if args.command == "migrate":
         asyncio.run(migrate(settings))
         logger.info("migrations applied", extra={"database": _redacted(settings)})
+    elif args.command == "repair":
+        asyncio.run(migrate(settings))
+        repaired = asyncio.run(repair(settings))
+        logger.info(
+            "repair finished",
+            extra={"moved": len(repaired.moved), "original_unavailable": repaired.unavailable},
+        )
     elif args.command == "reindex":
-        count = asyncio.run(reindex(settings))
-        logger.info("vector index rebuilt", extra={"documents": count})
+        report = asyncio.run(reindex(settings))
+        logger.info(
+            "index rebuilt",
+            extra={"documents": report.total, "kept_stored_chunks": report.kept_chunks},
+        )
     elif args.command == "serve":
         _serve(settings, args.host, args.port, args.workers)

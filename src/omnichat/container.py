@@ -6,6 +6,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 
+from omnichat.accounts.service import AccountService
 from omnichat.apikeys.service import ApiKeyService
 from omnichat.auth.service import AuthService
 from omnichat.auth.tokens import AccessTokenCodec
@@ -15,7 +16,7 @@ from omnichat.db.engine import Database, create_database
 from omnichat.documents.extraction import Extractor
 from omnichat.documents.ingest import Ingestor
 from omnichat.documents.service import DocumentLimits, DocumentService
-from omnichat.generation.hub import InProcessHub
+from omnichat.generation.hub import InProcessHub, StreamHub
 from omnichat.generation.limits import build_limiter
 from omnichat.generation.redis_hub import RedisHub
 from omnichat.generation.service import GenerationOptions, GenerationService
@@ -41,6 +42,7 @@ class Container:
     generation: GenerationService
     api_keys: ApiKeyService
     documents: DocumentService
+    accounts: AccountService
     retriever: Retriever
     vector_index: VectorIndex
 
@@ -53,11 +55,13 @@ def build_container(
         settings.signing_key(), timedelta(minutes=settings.access_token_minutes)
     )
     database = create_database(settings)
+    hub: StreamHub = RedisHub(settings.redis_url) if settings.redis_url else InProcessHub()
     chats = ChatService(
         ContentLimits(
             max_title_chars=settings.max_title_chars,
             max_message_chars=settings.max_message_chars,
-        )
+        ),
+        hub,
     )
     embedder = build_embedder(settings)
     vector_index = VectorIndex(database, build_vector_store(settings, database), embedder)
@@ -76,7 +80,7 @@ def build_container(
         database=database,
         registry=build_registry(settings, model_factories),
         chats=chats,
-        hub=RedisHub(settings.redis_url) if settings.redis_url else InProcessHub(),
+        hub=hub,
         limiter=build_limiter(
             settings.generation_rate_limit, settings.max_concurrent_generations, settings.redis_url
         ),
@@ -104,30 +108,33 @@ def build_container(
         vector_index,
         scratch_dir=scratch_dir,
     )
+    auth = AuthService(
+        codec,
+        timedelta(days=settings.refresh_token_days),
+        rate_window(settings.failed_login_limit, settings.redis_url, namespace="login"),
+    )
+    documents = DocumentService(
+        database,
+        blobs,
+        ingestor,
+        vector_index,
+        chats,
+        DocumentLimits(
+            max_upload_bytes=settings.max_upload_bytes,
+            max_documents_per_user=settings.max_documents_per_user,
+            max_bytes_per_user=settings.max_document_bytes_per_user,
+        ),
+        scratch_dir,
+    )
     return Container(
         settings=settings,
         database=database,
-        auth=AuthService(
-            codec,
-            timedelta(days=settings.refresh_token_days),
-            rate_window(settings.failed_login_limit, settings.redis_url, namespace="login"),
-        ),
+        auth=auth,
         chats=chats,
         generation=generation,
         api_keys=ApiKeyService(),
-        documents=DocumentService(
-            database,
-            blobs,
-            ingestor,
-            vector_index,
-            chats,
-            DocumentLimits(
-                max_upload_bytes=settings.max_upload_bytes,
-                max_documents_per_user=settings.max_documents_per_user,
-                max_bytes_per_user=settings.max_document_bytes_per_user,
-            ),
-            scratch_dir,
-        ),
+        documents=documents,
+        accounts=AccountService(auth, chats, documents),
         retriever=retriever,
         vector_index=vector_index,
     )

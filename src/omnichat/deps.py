@@ -13,6 +13,7 @@ from fastapi import Depends, Query, Request
 from fastapi.security import OAuth2PasswordBearer
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from omnichat.accounts.service import AccountService
 from omnichat.apikeys.service import ApiKeyService, is_api_key
 from omnichat.auth.models import User
 from omnichat.auth.service import AuthService
@@ -57,12 +58,17 @@ async def get_document_service(container: ContainerDep) -> DocumentService:
     return container.documents
 
 
+async def get_account_service(container: ContainerDep) -> AccountService:
+    return container.accounts
+
+
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 ApiKeyServiceDep = Annotated[ApiKeyService, Depends(get_api_key_service)]
 GenerationDep = Annotated[GenerationService, Depends(get_generation_service)]
 AuthServiceDep = Annotated[AuthService, Depends(get_auth_service)]
 ChatServiceDep = Annotated[ChatService, Depends(get_chat_service)]
 DocumentsDep = Annotated[DocumentService, Depends(get_document_service)]
+AccountsDep = Annotated[AccountService, Depends(get_account_service)]
 
 
 @dataclass(frozen=True)
@@ -102,7 +108,16 @@ oauth2_scheme = OAuth2PasswordBearer(tokenUrl="token", auto_error=False)
 BearerToken = Annotated[str | None, Depends(oauth2_scheme)]
 
 
-async def get_current_user(token: BearerToken, container: ContainerDep) -> User:
+@dataclass(frozen=True)
+class Caller:
+    """Who is calling: the user, and the login (token family) of the access token, or None when
+    a personal API key authenticated the request."""
+
+    user: User
+    family_id: str | None
+
+
+async def get_caller(token: BearerToken, container: ContainerDep) -> Caller:
     """The caller, from an access token or a personal API key. A short read of its own: write
     requests then take the SQLite write lock only for their own work."""
     if not token:
@@ -113,10 +128,17 @@ async def get_current_user(token: BearerToken, container: ContainerDep) -> User:
         if container.api_keys.needs_touch(record):
             async with unit_of_work(container.database.writer) as session:
                 await container.api_keys.touch(session, record.id)
-        return user
+        return Caller(user, None)
     claims = container.auth.decode_access_token(token)
     async with container.database.reader() as session:
-        return await container.auth.user_for_claims(session, claims)
+        return Caller(await container.auth.user_for_claims(session, claims), claims.family_id)
+
+
+CurrentCaller = Annotated[Caller, Depends(get_caller)]
+
+
+async def get_current_user(caller: CurrentCaller) -> User:
+    return caller.user
 
 
 CurrentUser = Annotated[User, Depends(get_current_user)]

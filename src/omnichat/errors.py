@@ -58,6 +58,11 @@ class Conflict(AppError):
     detail = "Conflict"
 
 
+class Gone(AppError):
+    status_code = 410
+    detail = "Gone"
+
+
 class UnsupportedMediaType(AppError):
     status_code = 415
     detail = "Unsupported media type"
@@ -66,6 +71,13 @@ class UnsupportedMediaType(AppError):
 class InvalidInput(AppError):
     status_code = 422
     detail = "Invalid input"
+
+
+class ProviderDeclined(AppError):
+    """The provider refused the request or blocked its reply (safety, recitation, policy)."""
+
+    status_code = 422
+    detail = "The provider declined"
 
 
 class PayloadTooLarge(AppError):
@@ -132,6 +144,7 @@ _ERROR_DESCRIPTIONS = {
     401: "Missing, invalid or expired credentials",
     404: "Not found; another user's object answers exactly like a missing one",
     409: "Conflict (e.g. a quota on the number of objects)",
+    410: "Gone: the object exists but what was asked of it can no longer be given",
     413: "Request body, file or storage quota too large",
     415: "Unsupported file type",
     422: "Invalid input",

@@ -6,11 +6,20 @@
         server.script(Fail(429, retry_after=2), Reply("Hello there"))
         ...  # point an official SDK at server.base_url_for("openai") etc.
 
-Fixtures (tests/fakes/fixtures.py): `fake_provider_server` (session) and `fake_provider`
-(function: the same server, reset before and after each test).
+`PromptBlocked` scripts Gemini's blocked prompt. Fixtures (tests/fakes/fixtures.py):
+`fake_provider_server` (session) and `fake_provider` (function: the same server, reset before
+and after each test).
 """
 
-from tests.fakes.behaviours import Behaviour, CutAfter, Fail, Hang, HangAfter, Reply
+from tests.fakes.behaviours import (
+    Behaviour,
+    CutAfter,
+    Fail,
+    Hang,
+    HangAfter,
+    PromptBlocked,
+    Reply,
+)
 from tests.fakes.openai_format import fake_embedding
 from tests.fakes.server import FakeProviderServer, RecordedRequest
 
@@ -21,6 +30,7 @@ __all__ = [
     "FakeProviderServer",
     "Hang",
     "HangAfter",
+    "PromptBlocked",
     "RecordedRequest",
     "Reply",
     "fake_embedding",

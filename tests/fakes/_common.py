@@ -10,9 +10,16 @@ from typing import Any, Protocol
 
 _TOKEN_RE = re.compile(r"\s*\S+")
 
-# Our portable finish reasons; anything else is passed through to the wire unchanged.
+# Our portable finish reasons; anything else is passed through to the wire unchanged, and None
+# is no finish value at all (see `Reply.finish`).
 STOP = "stop"
 LENGTH = "length"
+Finish = str | None
+
+
+def wire_finish(finish: Finish, names: dict[str, str]) -> str | None:
+    """A provider's finish value: `names` maps ours ("stop", "length"); raw values pass as is."""
+    return names.get(finish, finish) if finish is not None else None
 
 
 def split_tokens(text: str) -> list[str]:
@@ -85,9 +92,9 @@ class StreamEncoder(Protocol):
 
     def token(self, text: str) -> bytes: ...
 
-    def last_token(self, text: str, finish: str, usage: Usage) -> bytes: ...
+    def last_token(self, text: str, finish: Finish, usage: Usage) -> bytes: ...
 
-    def tail(self, finish: str, usage: Usage) -> bytes: ...
+    def tail(self, finish: Finish, usage: Usage) -> bytes: ...
 
 
 class ProviderFormat(Protocol):
@@ -98,7 +105,7 @@ class ProviderFormat(Protocol):
 
     def parse(self, path: str, body: dict[str, Any]) -> GenRequest: ...
 
-    def response(self, req: GenRequest, text: str, finish: str, usage: Usage) -> bytes: ...
+    def response(self, req: GenRequest, text: str, finish: Finish, usage: Usage) -> bytes: ...
 
     def stream(self, req: GenRequest) -> StreamEncoder: ...
 
@@ -113,10 +120,10 @@ class SimpleTail:
     def token(self, text: str) -> bytes:
         raise NotImplementedError
 
-    def tail(self, finish: str, usage: Usage) -> bytes:
+    def tail(self, finish: Finish, usage: Usage) -> bytes:
         raise NotImplementedError
 
-    def last_token(self, text: str, finish: str, usage: Usage) -> bytes:
+    def last_token(self, text: str, finish: Finish, usage: Usage) -> bytes:
         return self.token(text) + self.tail(finish, usage)
 
 

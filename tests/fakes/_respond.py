@@ -7,7 +7,7 @@ import logging
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
-from tests.fakes._common import GenRequest, ProviderFormat, Usage
+from tests.fakes._common import Finish, GenRequest, ProviderFormat, Usage
 
 Message = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]
@@ -58,7 +58,7 @@ class Run:
         fmt: ProviderFormat,
         req: GenRequest,
         tokens: list[str],
-        finish: str,
+        finish: Finish,
         interval: float,
         send: Send,
         disconnect: Disconnect,
@@ -122,6 +122,13 @@ class Run:
         if self.hang_at is not None and await self.disconnect.wait(self.hang_s):
             return
         await self._body(body, False)
+
+
+async def respond_events(send: Send, content_type: bytes, body: bytes) -> None:
+    """A 200 event stream whose events are all in `body`."""
+    headers = [(b"content-type", content_type), (b"cache-control", b"no-cache")]
+    await send({"type": "http.response.start", "status": 200, "headers": headers})
+    await send({"type": "http.response.body", "body": body, "more_body": False})
 
 
 async def respond(

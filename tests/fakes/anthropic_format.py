@@ -9,6 +9,7 @@ from tests.fakes._common import (
     FAKE_MODELS,
     LENGTH,
     STOP,
+    Finish,
     GenRequest,
     SimpleTail,
     Usage,
@@ -17,11 +18,28 @@ from tests.fakes._common import (
     json_str,
     sse_event,
     text_of,
+    wire_finish,
 )
 
 _ids = itertools.count(1)
 
 _FINISH = {STOP: "end_turn", LENGTH: "max_tokens"}
+# What comes with stop_reason "refusal" (Anthropic's example, "Handle streaming refusals";
+# anthropic SDK `RefusalStopDetails`); no other stop_reason has details.
+_REFUSAL_DETAILS = {
+    "type": "refusal",
+    "category": "cyber",
+    "explanation": "This request was declined because it could enable cyber harm.",
+}
+
+
+def _stop(finish: Finish) -> dict[str, Any]:
+    stop_reason = wire_finish(finish, _FINISH)
+    stop: dict[str, Any] = {"stop_reason": stop_reason, "stop_sequence": None}
+    if stop_reason == "refusal":
+        stop["stop_details"] = _REFUSAL_DETAILS
+    return stop
+
 
 _ERROR_TYPES: dict[int, str] = {
     400: "invalid_request_error",
@@ -78,10 +96,10 @@ class AnthropicStream(SimpleTail):
             b'"delta":{"type":"text_delta","text":' + json_str(text) + b"}}\n\n"
         )
 
-    def tail(self, finish: str, usage: Usage) -> bytes:
+    def tail(self, finish: Finish, usage: Usage) -> bytes:
         delta = {
             "type": "message_delta",
-            "delta": {"stop_reason": _FINISH.get(finish, finish), "stop_sequence": None},
+            "delta": _stop(finish),
             "usage": {"output_tokens": usage.output_tokens},
         }
         return (
@@ -110,7 +128,7 @@ class AnthropicFormat:
             max_tokens=int(max_tokens) if max_tokens else None,
         )
 
-    def response(self, req: GenRequest, text: str, finish: str, usage: Usage) -> bytes:
+    def response(self, req: GenRequest, text: str, finish: Finish, usage: Usage) -> bytes:
         return dumps(
             {
                 "id": f"msg_fake{next(_ids):020d}",
@@ -118,8 +136,7 @@ class AnthropicFormat:
                 "role": "assistant",
                 "model": req.model,
                 "content": [{"type": "text", "text": text}],
-                "stop_reason": _FINISH.get(finish, finish),
-                "stop_sequence": None,
+                **_stop(finish),
                 "usage": _usage(usage),
             }
         )

@@ -15,13 +15,18 @@ class Reply:
     `interval_s` is slept before each streamed token (None: the server's default interval); a
     non-streamed reply waits interval_s x tokens before its response.
     `finish` is "stop" or "length" (mapped to each provider's own value) or a raw
-    provider value, passed through as is (e.g. "tool_use", "SAFETY").
+    provider value, passed through as is (e.g. "tool_use", "SAFETY", "content_filter", "";
+    a raw block value with no text makes a Gemini candidate without content, as Gemini sends
+    it). None: no finish value, the end marker all the same (OpenAI `"finish_reason":null`
+    then `data: [DONE]`; Anthropic `"stop_reason":null` then `message_stop`; Cohere
+    `"finish_reason":null` in `message-end`); Gemini's only end marker is `finishReason`, so
+    there its stream simply ends without one.
     """
 
     text: str | None = None
     tokens: list[str] | None = None
     interval_s: float | None = None
-    finish: str = "stop"
+    finish: str | None = "stop"
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,4 +70,13 @@ class HangAfter:
     tokens: list[str] | None = None
 
 
-Behaviour = Reply | Fail | CutAfter | Hang | HangAfter
+@dataclass(frozen=True, slots=True)
+class PromptBlocked:
+    """Gemini only: the prompt is blocked, a 200 response with `promptFeedback.blockReason`
+    (a google-genai `types.BlockedReason` value) and no candidates, streamed (one SSE chunk) or
+    whole. Other providers have no such response: scripted for one, the server answers 400."""
+
+    block_reason: str = "SAFETY"
+
+
+Behaviour = Reply | Fail | CutAfter | Hang | HangAfter | PromptBlocked

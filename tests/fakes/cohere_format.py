@@ -14,6 +14,7 @@ from tests.fakes._common import (
     FAKE_MODELS,
     LENGTH,
     STOP,
+    Finish,
     GenRequest,
     SimpleTail,
     Usage,
@@ -22,6 +23,7 @@ from tests.fakes._common import (
     json_str,
     sse_event,
     text_of,
+    wire_finish,
 )
 from tests.fakes.openai_format import fake_embedding
 
@@ -69,10 +71,10 @@ class CohereStream(SimpleTail):
             b'"delta":{"message":{"content":{"text":' + json_str(text) + b"}}}}\n\n"
         )
 
-    def tail(self, finish: str, usage: Usage) -> bytes:
+    def tail(self, finish: Finish, usage: Usage) -> bytes:
         end = {
             "type": "message-end",
-            "delta": {"finish_reason": _FINISH.get(finish, finish), "usage": _usage(usage)},
+            "delta": {"finish_reason": wire_finish(finish, _FINISH), "usage": _usage(usage)},
         }
         return sse_event("content-end", b'{"type":"content-end","index":0}') + sse_event(
             "message-end", dumps(end)
@@ -95,11 +97,11 @@ class CohereFormat:
             max_tokens=int(max_tokens) if max_tokens else None,
         )
 
-    def response(self, req: GenRequest, text: str, finish: str, usage: Usage) -> bytes:
+    def response(self, req: GenRequest, text: str, finish: Finish, usage: Usage) -> bytes:
         return dumps(
             {
                 "id": _id(),
-                "finish_reason": _FINISH.get(finish, finish),
+                "finish_reason": wire_finish(finish, _FINISH),
                 "message": {"role": "assistant", "content": [{"type": "text", "text": text}]},
                 "usage": _usage(usage),
             }

@@ -4,6 +4,12 @@ POST /{v1,v1beta}/models/{model}:generateContent, POST .../{model}:streamGenerat
 (SSE `data: {GenerateContentResponse}` frames, CRLF-terminated like the real service),
 POST .../{model}:embedContent and :batchEmbedContents (what google-genai's `embed_content` calls,
 whatever the number of texts) and GET /{v1,v1beta}/models.
+
+A candidate's `finishReason` is the only end marker of a stream. A block (`finishReason`
+SAFETY, RECITATION, ...: any raw value) with no text comes as a candidate without `content`,
+and a blocked prompt as `promptFeedback.blockReason` with no candidates at all (google-genai
+`GenerateContentResponse.prompt_feedback`: "sent only in the first stream chunk and only if no
+candidates were generated due to content violations").
 """
 
 from __future__ import annotations
@@ -15,12 +21,14 @@ from tests.fakes._common import (
     FAKE_MODELS,
     LENGTH,
     STOP,
+    Finish,
     GenRequest,
     Usage,
     count_words,
     dumps,
     json_str,
     text_of,
+    wire_finish,
 )
 from tests.fakes.openai_format import fake_embedding
 
@@ -51,6 +59,36 @@ def _usage(usage: Usage) -> dict[str, Any]:
     }
 
 
+def _candidate(text: str, finish: Finish) -> dict[str, Any]:
+    """A whole candidate; a raw finish value (a block) with no text has no content."""
+    candidate: dict[str, Any] = {"content": {"parts": [{"text": text}], "role": "model"}}
+    if not text and finish is not None and finish not in _FINISH:
+        candidate = {}
+    if finish is not None:
+        candidate["finishReason"] = wire_finish(finish, _FINISH)
+    candidate["index"] = 0
+    return candidate
+
+
+def _prompt_safety_ratings(block_reason: str) -> list[dict[str, Any]]:
+    blocked = block_reason == "SAFETY"
+    ratings: list[dict[str, Any]] = [
+        {"category": category, "probability": "NEGLIGIBLE"}
+        for category in (
+            "HARM_CATEGORY_SEXUALLY_EXPLICIT",
+            "HARM_CATEGORY_HATE_SPEECH",
+            "HARM_CATEGORY_HARASSMENT",
+        )
+    ]
+    dangerous: dict[str, Any] = {
+        "category": "HARM_CATEGORY_DANGEROUS_CONTENT",
+        "probability": "HIGH" if blocked else "NEGLIGIBLE",
+    }
+    if blocked:
+        dangerous["blocked"] = True
+    return [*ratings, dangerous]
+
+
 def model_from_path(path: str) -> str:
     """`/v1beta/models/gemini-2.5-flash:streamGenerateContent` -> `gemini-2.5-flash`."""
     tail = path.split("/models/", 1)[-1]
@@ -60,7 +98,7 @@ def model_from_path(path: str) -> str:
 class GeminiStream:
     def __init__(self, req: GenRequest) -> None:
         self._req = req
-        response_id = f"fake{next(_ids)}"
+        response_id = self._response_id = f"fake{next(_ids)}"
         self._suffix_common = (
             b',"modelVersion":' + json_str(req.model) + b',"responseId":"' + response_id.encode()
         )
@@ -81,12 +119,20 @@ class GeminiStream:
     def token(self, text: str) -> bytes:
         return self._chunk(text, None, None)
 
-    def last_token(self, text: str, finish: str, usage: Usage) -> bytes:
+    def last_token(self, text: str, finish: Finish, usage: Usage) -> bytes:
         return self._chunk(text, finish, usage)
 
-    def tail(self, finish: str, usage: Usage) -> bytes:
+    def tail(self, finish: Finish, usage: Usage) -> bytes:
         # Only used when there are no tokens at all: one empty chunk that carries the finish.
-        return self._chunk("", finish, usage)
+        if finish is None or finish in _FINISH:
+            return self._chunk("", finish, usage)
+        chunk = {
+            "candidates": [_candidate("", finish)],
+            "usageMetadata": _usage(usage),
+            "modelVersion": self._req.model,
+            "responseId": self._response_id,
+        }
+        return b"data: " + dumps(chunk) + _EOL
 
 
 class GeminiFormat:
@@ -111,16 +157,10 @@ class GeminiFormat:
             max_tokens=int(max_tokens) if max_tokens else None,
         )
 
-    def response(self, req: GenRequest, text: str, finish: str, usage: Usage) -> bytes:
+    def response(self, req: GenRequest, text: str, finish: Finish, usage: Usage) -> bytes:
         return dumps(
             {
-                "candidates": [
-                    {
-                        "content": {"parts": [{"text": text}], "role": "model"},
-                        "finishReason": _FINISH.get(finish, finish),
-                        "index": 0,
-                    }
-                ],
+                "candidates": [_candidate(text, finish)],
                 "usageMetadata": _usage(usage),
                 "modelVersion": req.model,
                 "responseId": f"fake{next(_ids)}",
@@ -129,6 +169,25 @@ class GeminiFormat:
 
     def stream(self, req: GenRequest) -> GeminiStream:
         return GeminiStream(req)
+
+    def prompt_blocked(self, req: GenRequest, block_reason: str, *, stream: bool = False) -> bytes:
+        """A blocked prompt: `promptFeedback` and usage, no candidates (streamed: one chunk)."""
+        body = dumps(
+            {
+                "promptFeedback": {
+                    "blockReason": block_reason,
+                    "safetyRatings": _prompt_safety_ratings(block_reason),
+                },
+                "usageMetadata": {
+                    "promptTokenCount": req.input_tokens,
+                    "totalTokenCount": req.input_tokens,
+                    "promptTokensDetails": [{"modality": "TEXT", "tokenCount": req.input_tokens}],
+                },
+                "modelVersion": req.model,
+                "responseId": f"fake{next(_ids)}",
+            }
+        )
+        return b"data: " + body + _EOL if stream else body
 
     def error(self, status: int, message: str, retry_after: float | None = None) -> bytes:
         code = _STATUSES.get(status, "INTERNAL" if status >= 500 else "FAILED_PRECONDITION")

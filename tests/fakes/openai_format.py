@@ -13,6 +13,7 @@ from typing import Any
 
 from tests.fakes._common import (
     FAKE_MODELS,
+    Finish,
     GenRequest,
     SimpleTail,
     Usage,
@@ -65,11 +66,11 @@ class OpenAIStream(SimpleTail):
     def token(self, text: str) -> bytes:
         return b"data: " + self._token_prefix + json_str(text) + self._token_suffix + b"\n\n"
 
-    def tail(self, finish: str, usage: Usage) -> bytes:
+    def tail(self, finish: Finish, usage: Usage) -> bytes:
         out = sse_data(
             self._common
             + b',"choices":[{"index":0,"delta":{},"logprobs":null,"finish_reason":'
-            + json_str(finish)
+            + dumps(finish)
             + b"}]"
             + self._usage_null
             + b"}"
@@ -112,7 +113,7 @@ class OpenAIFormat:
             include_usage=bool(options.get("include_usage")),
         )
 
-    def response(self, req: GenRequest, text: str, finish: str, usage: Usage) -> bytes:
+    def response(self, req: GenRequest, text: str, finish: Finish, usage: Usage) -> bytes:
         return dumps(
             {
                 "id": f"chatcmpl-fake{next(_ids)}",

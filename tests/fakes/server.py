@@ -17,10 +17,10 @@ from typing import Any, NamedTuple, Self
 
 import uvicorn
 
-from tests.fakes._common import LENGTH, GenRequest, ProviderFormat, split_tokens
-from tests.fakes._respond import Disconnect, Receive, Run, Send, respond
+from tests.fakes._common import LENGTH, Finish, GenRequest, ProviderFormat, split_tokens
+from tests.fakes._respond import Disconnect, Receive, Run, Send, respond, respond_events
 from tests.fakes.anthropic_format import AnthropicFormat
-from tests.fakes.behaviours import Behaviour, CutAfter, Fail, Hang, HangAfter, Reply
+from tests.fakes.behaviours import Behaviour, CutAfter, Fail, Hang, HangAfter, PromptBlocked, Reply
 from tests.fakes.cohere_format import CohereFormat
 from tests.fakes.gemini_format import GeminiFormat
 from tests.fakes.openai_format import OpenAIFormat
@@ -310,6 +310,18 @@ class FakeProviderServer:
             extra,
         )
 
+    async def _prompt_blocked(
+        self, fmt: ProviderFormat, req: GenRequest, behaviour: PromptBlocked, send: Send
+    ) -> None:
+        if fmt.name != "gemini":
+            message = "PromptBlocked is scripted for Gemini only (fake)."
+            await respond(send, 400, fmt.error(400, message))
+        elif req.stream:
+            body = self._gemini.prompt_blocked(req, behaviour.block_reason, stream=True)
+            await respond_events(send, fmt.stream_content_type, body)
+        else:
+            await respond(send, 200, self._gemini.prompt_blocked(req, behaviour.block_reason))
+
     # ---------------------------------------------------------------- generation
 
     def _default_reply(self, req: GenRequest) -> tuple[list[str], str]:
@@ -339,6 +351,9 @@ class FakeProviderServer:
         if isinstance(behaviour, Fail):
             await self._fail(fmt, behaviour, send)
             return
+        if isinstance(behaviour, PromptBlocked):
+            await self._prompt_blocked(fmt, req, behaviour, send)
+            return
         disconnect = Disconnect(receive)
         try:
             if isinstance(behaviour, Hang):
@@ -349,6 +364,7 @@ class FakeProviderServer:
             cut_at: int | None = None
             hang_at: int | None = None
             hang_s = 0.0
+            finish: Finish
             if isinstance(behaviour, Reply):
                 tokens, finish = self._tokens(req, behaviour.text, behaviour.tokens)
                 finish = finish if behaviour.finish == "stop" else behaviour.finish

@@ -9,12 +9,14 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Body, Form
+from fastapi import APIRouter, Body, Form, Response
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from omnichat.auth.models import EMAIL_MAX_CHARS, User
 from omnichat.auth.schemas import (
+    AccountDeleteRequest,
     ExpressAuthResponse,
+    ExpressDeletedAccount,
     ExpressUserOut,
     LoginRequest,
     LogoutRequest,
@@ -27,7 +29,15 @@ from omnichat.auth.schemas import (
     UserOut,
 )
 from omnichat.auth.service import AuthService, ProfileChanges, TokenPair
-from omnichat.deps import AuthServiceDep, BearerToken, CurrentUser, ReadSession, WriteSession
+from omnichat.deps import (
+    AccountsDep,
+    AuthServiceDep,
+    BearerToken,
+    CurrentCaller,
+    CurrentUser,
+    ReadSession,
+    WriteSession,
+)
 from omnichat.errors import Unauthorized, error_responses
 
 BAD_EMAIL_LOGIN = "Incorrect email or password"
@@ -38,8 +48,10 @@ REGISTER_ERRORS = error_responses(400, 413, 422)
 LOGIN_ERRORS = error_responses(401, 413, 422, 429)
 # The form login: 400 for a malformed form body too.
 TOKEN_ERRORS = error_responses(400, 401, 413, 422, 429)
-# 400: a password change without the right current password.
+# 400: a password or email change without the right current password, or an email taken.
 PROFILE_ERRORS = error_responses(400, 401, 413, 422)
+# 400: without the right current password.
+DELETE_ACCOUNT_ERRORS = error_responses(400, 401, 413, 422)
 
 
 async def _register(db: AsyncSession, auth: AuthService, body: RegisterRequest) -> User:
@@ -118,6 +130,15 @@ async def express_me(user: CurrentUser) -> ExpressUserOut:
     return ExpressUserOut.of(user)
 
 
+@express_router.delete("/me", response_model=ExpressDeletedAccount, responses=DELETE_ACCOUNT_ERRORS)
+async def express_delete_me(
+    body: AccountDeleteRequest, user: CurrentUser, db: WriteSession, accounts: AccountsDep
+) -> ExpressDeletedAccount:
+    """Deletes the account and everything it owns (see ``DELETE /auth/me``)."""
+    await accounts.delete_account(db, user, body.current_password)
+    return ExpressDeletedAccount(message="Account deleted", id=user.id)
+
+
 # -- seed 001 -------------------------------------------------------------------------------------
 
 oauth_router = APIRouter(tags=["accounts (seed 001)"])
@@ -161,17 +182,41 @@ async def oauth_me(user: CurrentUser) -> UserOut:
     "/users/me", response_model=UserOut, responses=PROFILE_ERRORS, include_in_schema=False
 )
 async def oauth_update_me(
-    body: ProfileUpdateRequest, user: CurrentUser, db: WriteSession, auth: AuthServiceDep
+    body: ProfileUpdateRequest, caller: CurrentCaller, db: WriteSession, auth: AuthServiceDep
 ) -> UserOut:
-    """Profile fields; ``password`` (with ``current_password``) changes the password and ends
-    every login, this one included."""
+    """Profile fields. ``email`` (with ``current_password``) changes the address (unique,
+    case-insensitive) and ends every other login; ``password`` (with ``current_password``)
+    changes the password and ends every login, this one included. All or nothing."""
+    user = caller.user
     changes = ProfileChanges(
         username=body.username, first_name=body.first_name, last_name=body.last_name
     )
     updated = await auth.update_profile(db, user.id, changes)
+    if body.email is not None:
+        updated = await auth.change_email(
+            db, user, body.email, body.current_password, keep_family_id=caller.family_id
+        )
     if body.password is not None:
         updated = await auth.change_password(db, user.id, body.current_password, body.password)
     return UserOut.of(updated)
+
+
+@oauth_router.delete(
+    "/users/me/", status_code=204, response_class=Response, responses=DELETE_ACCOUNT_ERRORS
+)
+@oauth_router.delete(
+    "/users/me",
+    status_code=204,
+    response_class=Response,
+    responses=DELETE_ACCOUNT_ERRORS,
+    include_in_schema=False,
+)
+async def oauth_delete_me(
+    body: AccountDeleteRequest, user: CurrentUser, db: WriteSession, accounts: AccountsDep
+) -> Response:
+    """Deletes the account and everything it owns (see ``DELETE /auth/me``)."""
+    await accounts.delete_account(db, user, body.current_password)
+    return Response(status_code=204)
 
 
 # -- seed 003 -------------------------------------------------------------------------------------
@@ -195,6 +240,19 @@ async def auth_login(
 @auth_router.get("/me", response_model=UserOut, responses=error_responses(401))
 async def auth_me(user: CurrentUser) -> UserOut:
     return UserOut.of(user)
+
+
+@auth_router.delete(
+    "/me", status_code=204, response_class=Response, responses=DELETE_ACCOUNT_ERRORS
+)
+async def auth_delete_me(
+    body: AccountDeleteRequest, user: CurrentUser, db: WriteSession, accounts: AccountsDep
+) -> Response:
+    """Deletes the account with its sessions, messages, documents (chunks, vectors, originals),
+    API keys and logins, in one transaction; replies still being generated stop at once.
+    Needs ``{"current_password": ...}``."""
+    await accounts.delete_account(db, user, body.current_password)
+    return Response(status_code=204)
 
 
 @auth_router.post(

@@ -35,11 +35,18 @@ class LoginRequest(RequestModel):
 
 
 class ProfileUpdateRequest(RequestModel):
+    """Profile fields; ``email`` and ``password`` also need ``current_password``."""
+
     username: NameField | None = None
     first_name: NameField | None = None
     last_name: NameField | None = None
+    email: EmailField | None = None
     password: PasswordField | None = None
     current_password: PasswordField | None = None
+
+
+class AccountDeleteRequest(RequestModel):
+    current_password: PasswordField
 
 
 class RefreshRequest(RequestModel):
@@ -116,3 +123,10 @@ class ExpressAuthResponse(BaseModel):
 
 class MessageResponse(BaseModel):
     message: str
+
+
+class ExpressDeletedAccount(BaseModel):
+    """Seed 000's shape for deletions (as ``DELETE /api/sessions/:id``)."""
+
+    message: str
+    id: str

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import NoReturn
 
-from sqlalchemy import and_, bindparam, exists, select, update
+from sqlalchemy import ColumnElement, and_, bindparam, exists, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -153,16 +153,54 @@ class AuthService:
     ) -> User:
         """Requires the current password; ends every login of the user (all tokens stop working)."""
         user = await self._get_user(db, user_id)
-        if current_password is None:
-            raise BadRequest("current_password is required to change the password")
-        if not await verify_password(user.password_hash, current_password):
-            raise BadRequest("Current password is incorrect")
+        await self.verify_current_password(user, current_password, "change the password")
         check_password_policy(new_password, email=user.email)
         user.password_hash = await hash_password(new_password)
         user.token_version += 1
         await self._revoke_all_families(db, user.id, reason="password_change")
         await db.flush()
         return user
+
+    async def change_email(
+        self,
+        db: AsyncSession,
+        user: User,
+        new_email: str,
+        current_password: str | None,
+        *,
+        keep_family_id: str | None,
+    ) -> User:
+        """Requires the current password; the address stays unique case-insensitively (400 if
+        taken). Ends every other login of the user (``keep_family_id``: the caller's own, None
+        for an API key: then every login ends)."""
+        await self.verify_current_password(user, current_password, "change the email")
+        email = normalize_email(new_email)
+        if email == user.email:
+            return user
+        if await self._find_by_email(db, email) is not None:
+            raise BadRequest(EMAIL_TAKEN)
+        changed = await self._get_user(db, user.id)
+        changed.email = email
+        try:
+            async with db.begin_nested():
+                await db.flush()
+        except IntegrityError as exc:  # a concurrent registration or change won the race
+            raise BadRequest(EMAIL_TAKEN) from exc
+        others = TokenFamily.user_id == user.id
+        if keep_family_id is not None:
+            others = and_(others, TokenFamily.id != keep_family_id)
+        await self._revoke_families(db, others, reason="email_change")
+        return changed
+
+    async def verify_current_password(
+        self, user: User, current_password: str | None, purpose: str
+    ) -> None:
+        """400 unless ``current_password`` is the user's password (``purpose``: "delete the
+        account", for the message)."""
+        if current_password is None:
+            raise BadRequest(f"current_password is required to {purpose}")
+        if not await verify_password(user.password_hash, current_password):
+            raise BadRequest("Current password is incorrect")
 
     # -- tokens -------------------------------------------------------------------------------
 
@@ -256,17 +294,17 @@ class AuthService:
         raise Unauthorized(REFRESH_REUSED, keep_changes=True)
 
     async def _revoke_family(self, db: AsyncSession, family_id: str, *, reason: str) -> None:
-        await db.execute(
-            update(TokenFamily)
-            .where(TokenFamily.id == family_id, TokenFamily.revoked_at.is_(None))
-            .values(revoked_at=utcnow(), revoked_reason=reason)
-            .execution_options(synchronize_session=False)
-        )
+        await self._revoke_families(db, TokenFamily.id == family_id, reason=reason)
 
     async def _revoke_all_families(self, db: AsyncSession, user_id: str, *, reason: str) -> None:
+        await self._revoke_families(db, TokenFamily.user_id == user_id, reason=reason)
+
+    async def _revoke_families(
+        self, db: AsyncSession, which: ColumnElement[bool], *, reason: str
+    ) -> None:
         await db.execute(
             update(TokenFamily)
-            .where(TokenFamily.user_id == user_id, TokenFamily.revoked_at.is_(None))
+            .where(which, TokenFamily.revoked_at.is_(None))
             .values(revoked_at=utcnow(), revoked_reason=reason)
             .execution_options(synchronize_session=False)
         )

@@ -57,6 +57,10 @@ class MessageOut(BaseModel):
     content: str
     status: str
     model: str | None
+    # Generated replies: why it ended (OpenAI's values, or stopped/error) and, for an error,
+    # what went wrong in words for the user (e.g. "The provider declined: safety").
+    finish_reason: str | None = None
+    error: str | None = None
     # Answers grounded in the user's documents: what they cite, as [1], [2]...
     sources: list[dict[str, Any]] | None = None
     created_at: UTCTimestamp
@@ -70,6 +74,8 @@ class MessageOut(BaseModel):
             content=message.content,
             status=message.status,
             model=message.model,
+            finish_reason=message.finish_reason,
+            error=message.error,
             sources=message.sources,
             created_at=message.created_at,
         )
@@ -136,6 +142,9 @@ class ExpressMessageOut(BaseModel):
     session: str
     user: str
     status: str
+    # As on ``MessageOut``.
+    finish_reason: str | None = None
+    error: str | None = None
     createdAt: UTCTimestamp
     updatedAt: UTCTimestamp
 
@@ -150,6 +159,8 @@ class ExpressMessageOut(BaseModel):
             session=message.session_id,
             user=message.user_id,
             status=message.status,
+            finish_reason=message.finish_reason,
+            error=message.error,
             createdAt=message.created_at,
             updatedAt=message.updated_at,
         )

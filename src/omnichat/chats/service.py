@@ -3,21 +3,45 @@ indistinguishable from a missing one. Services flush; the request dependency com
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from functools import partial
+from typing import Any, Protocol
 
-from sqlalchemy import String, and_, bindparam, delete, func, insert, or_, select, update
+from sqlalchemy import (
+    ColumnElement,
+    String,
+    and_,
+    bindparam,
+    delete,
+    func,
+    insert,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from omnichat.chats.models import ChatSession, Message, MessageStatus, Role
 from omnichat.db.base import UTCDateTime, utcnow
+from omnichat.db.unit_of_work import after_commit
 from omnichat.errors import InvalidInput, NotFound
 from omnichat.ids import new_id
 
 SESSION_NOT_FOUND = "Session not found"
 MESSAGE_NOT_FOUND = "Message not found"
 AUTO_TITLE_CHARS = 60
+# What the followers of a reply still streaming are told when its rows are deleted.
+SESSION_DELETED = "The conversation was deleted while the reply was being generated"
+MESSAGES_CLEARED = "The conversation's messages were deleted while the reply was being generated"
+REPLY_DELETED = "The reply was deleted while it was being generated"
+
+
+class RunningReplies(Protocol):
+    """The live replies (``generation.hub``), as the deletes here need them."""
+
+    async def abandon(self, message_ids: Sequence[str], reason: str) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -96,8 +120,9 @@ def _message_row(
 
 
 class ChatService:
-    def __init__(self, limits: ContentLimits) -> None:
+    def __init__(self, limits: ContentLimits, replies: RunningReplies) -> None:
         self._limits = limits
+        self._replies = replies
 
     # -- sessions -----------------------------------------------------------------------------
 
@@ -149,7 +174,7 @@ class ChatService:
     async def delete_session(self, db: AsyncSession, user_id: str, session_id: str) -> None:
         session = await self.get_session(db, user_id, session_id, for_update=True)
         # Explicit rather than trusting ON DELETE CASCADE (SQLite needs a pragma for it).
-        await db.execute(delete(Message).where(Message.session_id == session.id))
+        await self.delete_messages(db, Message.session_id == session.id, SESSION_DELETED)
         await db.execute(delete(ChatSession).where(ChatSession.id == session.id))
 
     # -- messages -----------------------------------------------------------------------------
@@ -273,19 +298,42 @@ class ChatService:
         return prompt_message, reply
 
     async def delete_message(self, db: AsyncSession, user_id: str, message_id: str) -> None:
-        result = await db.execute(
-            delete(Message).where(Message.id == message_id, Message.user_id == user_id)
+        deleted = await self.delete_messages(
+            db, and_(Message.id == message_id, Message.user_id == user_id), REPLY_DELETED
         )
-        if result.rowcount != 1:  # type: ignore[attr-defined]
+        if deleted != 1:
             raise NotFound(MESSAGE_NOT_FOUND)
 
     async def clear_messages(self, db: AsyncSession, user_id: str, session_id: str) -> int:
         session = await self.get_session(db, user_id, session_id, for_update=True)
-        result = await db.execute(delete(Message).where(Message.session_id == session.id))
+        deleted = await self.delete_messages(db, Message.session_id == session.id, MESSAGES_CLEARED)
         await db.execute(
             update(ChatSession).where(ChatSession.id == session.id).values(updated_at=utcnow())
         )
-        return int(result.rowcount)  # type: ignore[attr-defined]
+        return deleted
+
+    async def delete_messages(
+        self, db: AsyncSession, where: ColumnElement[bool], reason: str
+    ) -> int:
+        """Deletes the messages ``where`` selects (the caller scopes it to one owner) and
+        returns how many. Replies among them still being generated are stopped once the
+        transaction commits, their followers told ``reason``. Every delete of messages goes
+        through here."""
+        streaming = Message.status == MessageStatus.STREAMING.value
+        running = list(
+            await db.scalars(
+                delete(Message)
+                .where(where, streaming)
+                .returning(Message.id)
+                .execution_options(synchronize_session=False)
+            )
+        )
+        rest = await db.execute(
+            delete(Message).where(where).execution_options(synchronize_session=False)
+        )
+        if running:
+            after_commit(db, partial(self._replies.abandon, running, reason))
+        return len(running) + int(rest.rowcount)  # type: ignore[attr-defined]
 
     def _check_length(self, content: str) -> None:
         if len(content) > self._limits.max_message_chars:

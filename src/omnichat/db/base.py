@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, ClassVar
 
-from sqlalchemy import DateTime, MetaData, String, TypeDecorator
+from sqlalchemy import ColumnDefault, DateTime, MetaData, String, TypeDecorator, inspect
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -47,7 +48,45 @@ class UTCDateTime(TypeDecorator[datetime]):
 
 
 class Base(DeclarativeBase):
+    """Every model. Column defaults made in Python (ids, timestamps, statuses, counters) are
+    applied when an object is constructed, not when it is flushed: an object has its identity
+    from birth, and a value read before the flush is the value that will be stored. (A default
+    applied only at flush once named every upload of a user ``documents/<user>/None``.)"""
+
     metadata = MetaData(naming_convention=NAMING_CONVENTION)
+    _construction_defaults: ClassVar[dict[type, list[tuple[str, Callable[[], Any]]]]] = {}
+
+    def __init__(self, **values: Any) -> None:
+        cls = type(self)
+        for key, value in values.items():
+            if not hasattr(cls, key):
+                raise TypeError(f"{key!r} is an invalid keyword argument for {cls.__name__}")
+            setattr(self, key, value)
+        for key, make in _defaults_of(cls):
+            if key not in values:
+                setattr(self, key, make())
+
+
+def _defaults_of(cls: type[Base]) -> list[tuple[str, Callable[[], Any]]]:
+    """(attribute, value maker) for each column of ``cls`` with a Python-side default."""
+    cached = Base._construction_defaults.get(cls)
+    if cached is None:
+        cached = []
+        for attribute in inspect(cls).column_attrs:
+            default = attribute.columns[0].default
+            if isinstance(default, ColumnDefault):
+                cached.append((attribute.key, _maker(default)))
+        Base._construction_defaults[cls] = cached
+    return cached
+
+
+def _maker(default: ColumnDefault) -> Callable[[], Any]:
+    if default.is_callable:
+        # SQLAlchemy wraps a no-argument callable to take the execution context.
+        wrapped: Callable[[Any], Any] = default.arg
+        return lambda: wrapped(None)
+    value = default.arg
+    return lambda: value
 
 
 class IdMixin:

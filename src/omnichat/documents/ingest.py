@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from sqlalchemy import Update, delete, insert, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from omnichat.blobs.base import BlobStore
 from omnichat.db.base import utcnow
@@ -24,6 +25,7 @@ from omnichat.db.engine import Database
 from omnichat.db.unit_of_work import unit_of_work
 from omnichat.documents.extraction import Extractor
 from omnichat.documents.models import Chunk, Document, DocumentStatus
+from omnichat.documents.originals import read_original
 from omnichat.errors import AppError, BadGateway, InvalidInput, NotFound, ServiceUnavailable
 from omnichat.llm.errors import ProviderError
 from omnichat.rag.chunking import Chunker
@@ -162,12 +164,46 @@ class Ingestor:
             document = await db.get(Document, claim.document_id)
         if document is None:
             raise _DocumentGone
-        data = await self._blobs.read(document.blob_key)
+        return await self._extract(document)
+
+    async def _extract(self, document: Document) -> ExtractedDocument:
+        """The text of the document's own original (``OriginalUnavailable`` when it has none)."""
+        data = await read_original(self._blobs, document)
         self._scratch_dir.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryDirectory(dir=self._scratch_dir) as folder:
             path = Path(folder) / "original"
             await asyncio.to_thread(path.write_bytes, data)
             return await self.extractor.extract(path, document.filename)
+
+    async def rebuild(self, document_id: str) -> int:
+        """Indexes a ready document again from its original (``omnichat reindex``): extract,
+        chunk and embed, then replace its chunks and vectors in one transaction. Returns the
+        new chunk count (0 when the document was deleted or left ``ready`` meanwhile). Raises
+        ``OriginalUnavailable``, the extraction's ``AppError``s and ``ProviderError``."""
+        async with self._database.reader() as db:
+            document = await db.get(Document, document_id)
+        if document is None or document.status != DocumentStatus.READY.value:
+            return 0
+        extracted = await self._extract(document)
+        drafts = await asyncio.to_thread(self.chunker.chunk, extracted)
+        if not drafts:
+            raise InvalidInput("The document has no text to index")
+        vectors = await self._index.embedder.embed_documents([d.text for d in drafts])
+        async with unit_of_work(self._database.writer) as db:
+            updated = await db.execute(
+                update(Document)
+                .where(Document.id == document_id, Document.status == DocumentStatus.READY.value)
+                .values(
+                    pages=extracted.page_count,
+                    chunk_count=len(drafts),
+                    embedder=self._index.embedder.name,
+                    updated_at=utcnow(),
+                )
+            )
+            if updated.rowcount != 1:  # type: ignore[attr-defined]
+                return 0
+            await self._replace_chunks(db, document_id, document.user_id, drafts, vectors)
+        return len(drafts)
 
     async def _commit(
         self,
@@ -189,33 +225,47 @@ class Ingestor:
             )
             if claimed.rowcount != 1:  # type: ignore[attr-defined]
                 return  # deleted, or claimed by a newer run: that one writes
-            # Chunks a crashed earlier attempt of this transaction could not have left, but a
-            # store that reuses ids must not see stale rows.
-            await db.execute(delete(Chunk).where(Chunk.document_id == claim.document_id))
-            chunk_ids = (
-                await db.scalars(
-                    insert(Chunk).returning(Chunk.id, sort_by_parameter_order=True),
-                    [
-                        {
-                            "document_id": claim.document_id,
-                            "user_id": claim.user_id,
-                            "ordinal": draft.ordinal,
-                            "page": draft.page,
-                            "text": draft.text,
-                            "token_count": draft.token_count,
-                        }
-                        for draft in drafts
-                    ],
-                )
-            ).all()
-            await self._index.store.upsert(
-                db,
-                claim.user_id,
+            await self._replace_chunks(db, claim.document_id, claim.user_id, drafts, vectors)
+
+    async def _replace_chunks(
+        self,
+        db: AsyncSession,
+        document_id: str,
+        user_id: str,
+        drafts: Sequence[ChunkDraft],
+        vectors: Sequence[Sequence[float]],
+    ) -> None:
+        """The document's chunks and their vectors become these, in ``db``'s transaction."""
+        # Old chunks: a rebuild's, or (never, but a store that reuses ids must not see stale
+        # rows) a crashed earlier attempt's.
+        old_ids = list(await db.scalars(select(Chunk.id).where(Chunk.document_id == document_id)))
+        if old_ids:
+            await self._index.store.delete(db, user_id, old_ids)
+            await db.execute(delete(Chunk).where(Chunk.document_id == document_id))
+        chunk_ids = (
+            await db.scalars(
+                insert(Chunk).returning(Chunk.id, sort_by_parameter_order=True),
                 [
-                    VectorRecord(chunk_id, claim.document_id, vector)
-                    for chunk_id, vector in zip(chunk_ids, vectors, strict=True)
+                    {
+                        "document_id": document_id,
+                        "user_id": user_id,
+                        "ordinal": draft.ordinal,
+                        "page": draft.page,
+                        "text": draft.text,
+                        "token_count": draft.token_count,
+                    }
+                    for draft in drafts
                 ],
             )
+        ).all()
+        await self._index.store.upsert(
+            db,
+            user_id,
+            [
+                VectorRecord(chunk_id, document_id, vector)
+                for chunk_id, vector in zip(chunk_ids, vectors, strict=True)
+            ],
+        )
 
     async def _fail(self, claim: Claim, reason: str) -> None:
         async with unit_of_work(self._database.writer) as db:

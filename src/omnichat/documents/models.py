@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from enum import StrEnum
 
-from sqlalchemy import BigInteger, ForeignKey, Index, Integer, String, Text
+from sqlalchemy import BigInteger, Boolean, ForeignKey, Index, Integer, String, Text, true
 from sqlalchemy.orm import Mapped, mapped_column
 
 from omnichat.db.base import Base, IdMixin, TimestampMixin
@@ -12,6 +12,11 @@ class DocumentStatus(StrEnum):
     PROCESSING = "processing"
     READY = "ready"
     FAILED = "failed"
+
+
+def original_key(user_id: str, document_id: str) -> str:
+    """The blob key of a document's original: its own, named by its id."""
+    return f"documents/{user_id}/{document_id}"
 
 
 class Document(IdMixin, TimestampMixin, Base):
@@ -30,6 +35,11 @@ class Document(IdMixin, TimestampMixin, Base):
     size_bytes: Mapped[int] = mapped_column(BigInteger, nullable=False)
     sha256: Mapped[str] = mapped_column(String(64), nullable=False)
     blob_key: Mapped[str] = mapped_column(String(255), nullable=False)
+    # False when the stored original is known not to be this document's (``omnichat repair``
+    # of the shared-blob fault): the document stays searchable, its download answers 410.
+    original_available: Mapped[bool] = mapped_column(
+        Boolean, default=True, server_default=true(), nullable=False
+    )
     status: Mapped[str] = mapped_column(
         String(16), default=DocumentStatus.PROCESSING.value, nullable=False
     )
@@ -39,6 +49,11 @@ class Document(IdMixin, TimestampMixin, Base):
     # The embedder the document's vectors were made with (``omnichat reindex`` after a change).
     embedder: Mapped[str | None] = mapped_column(String(200))
     attempts: Mapped[int] = mapped_column(Integer, default=0, nullable=False)
+
+    @property
+    def has_original(self) -> bool:
+        """Whether the blob under ``blob_key`` is this document's own original."""
+        return self.original_available and self.blob_key == original_key(self.user_id, self.id)
 
 
 class Chunk(Base):

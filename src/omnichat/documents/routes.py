@@ -10,10 +10,9 @@ from urllib.parse import quote
 from fastapi import APIRouter, File, Form, Query, Response, UploadFile, status
 from fastapi.responses import StreamingResponse
 
-from omnichat.blobs.base import BlobNotFound
 from omnichat.deps import CurrentUser, DocumentsDep, PageDep
 from omnichat.documents.schemas import DocumentOut
-from omnichat.errors import NotFound, error_responses
+from omnichat.errors import error_responses
 
 router = APIRouter(tags=["documents"])
 
@@ -97,7 +96,9 @@ async def delete_document(document_id: str, user: CurrentUser, documents: Docume
                 for media_type in MEDIA_TYPES.values()
             },
         },
-        **error_responses(401, 404, 422),
+        # 410: the document has no original of its own (missing, or lost to an earlier
+        # storage fault); it stays searchable.
+        **error_responses(401, 404, 410, 422),
     },
 )
 async def download_document(
@@ -108,9 +109,7 @@ async def download_document(
 ) -> StreamingResponse:
     document, pieces = await documents.open_original(user.id, document_id)
     try:
-        first = await anext(pieces)
-    except BlobNotFound:
-        raise NotFound("The document's file is missing") from None
+        first = await anext(pieces)  # OriginalUnavailable (410) before anything is sent
     except StopAsyncIteration:
         first = b""
     disposition = "inline" if inline and document.kind != "docx" else "attachment"

@@ -16,6 +16,8 @@ class DocumentOut(BaseModel):
     pages: int | None
     chunks: int
     session_id: str | None
+    # False when the stored original is not this document's own (download answers 410).
+    original_available: bool
     created_at: UTCTimestamp
     updated_at: UTCTimestamp
 
@@ -31,6 +33,7 @@ class DocumentOut(BaseModel):
             pages=document.pages,
             chunks=document.chunk_count,
             session_id=document.session_id,
+            original_available=document.has_original,
             created_at=document.created_at,
             updated_at=document.updated_at,
         )

@@ -24,10 +24,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from omnichat.blobs.base import BlobStore
 from omnichat.chats.service import ChatService
 from omnichat.db.engine import Database
-from omnichat.db.unit_of_work import unit_of_work
+from omnichat.db.unit_of_work import after_commit, unit_of_work
 from omnichat.documents.ingest import Claim, Ingestor
-from omnichat.documents.models import Chunk, Document, DocumentStatus
+from omnichat.documents.models import Chunk, Document, DocumentStatus, original_key
+from omnichat.documents.originals import stream_original
 from omnichat.errors import AppError, Conflict, NotFound, PayloadTooLarge
+from omnichat.ids import new_id
 from omnichat.rag.index import VectorIndex
 
 logger = logging.getLogger("omnichat.documents")
@@ -107,19 +109,20 @@ class DocumentService:
                     await self._chats.get_session(db, user_id, session_id)
                 await self._check_quota(db, user_id, upload.size)
             extracted = await self.ingestor.extractor.extract(upload.path, filename)
+            document_id = new_id()
             document = Document(
+                id=document_id,
                 user_id=user_id,
                 session_id=session_id,
                 filename=display_filename(filename, extracted.kind.value),
                 kind=extracted.kind.value,
                 size_bytes=upload.size,
                 sha256=upload.sha256,
-                blob_key="",
+                blob_key=original_key(user_id, document_id),
                 status=DocumentStatus.PROCESSING.value,
                 pages=extracted.page_count,
                 attempts=1,
             )
-            document.blob_key = f"documents/{user_id}/{document.id}"
             await self._blobs.put_file(document.blob_key, upload.path)
         try:
             async with unit_of_work(self._database.writer) as db:
@@ -173,8 +176,10 @@ class DocumentService:
     async def open_original(
         self, user_id: str, document_id: str
     ) -> tuple[Document, AsyncIterator[bytes]]:
+        """The document and its original's bytes, checked against its SHA-256 as they go
+        (``stream_original``): one document's bytes are never served for another."""
         document = await self.get_document(user_id, document_id)
-        return document, self._blobs.stream(document.blob_key)
+        return document, stream_original(self._blobs, document)
 
     # -- delete -------------------------------------------------------------------------------
 
@@ -197,6 +202,40 @@ class DocumentService:
             logger.exception(
                 "deleting a document's original failed", extra={"key": document.blob_key}
             )
+
+    async def stop_indexing_all(self, user_id: str) -> None:
+        """Stops every indexing task of the user's documents (before deleting them all: a task
+        must not be waited for while its caller holds the write lock it needs)."""
+        async with self._database.reader() as db:
+            processing = await db.scalars(
+                select(Document.id).where(
+                    Document.user_id == user_id,
+                    Document.status == DocumentStatus.PROCESSING.value,
+                )
+            )
+            document_ids = list(processing)
+        for document_id in document_ids:
+            await self.ingestor.cancel(document_id)
+
+    async def delete_all(self, db: AsyncSession, user_id: str) -> int:
+        """Every document of the user, its chunks and vectors, in ``db``'s transaction; their
+        originals are deleted once it has committed. Returns how many documents."""
+        blob_keys = list(
+            await db.scalars(select(Document.blob_key).where(Document.user_id == user_id))
+        )
+        await self._index.store.delete_user(db, user_id)
+        await db.execute(delete(Chunk).where(Chunk.user_id == user_id))
+        await db.execute(delete(Document).where(Document.user_id == user_id))
+
+        async def delete_originals() -> None:
+            for key in blob_keys:
+                try:
+                    await self._blobs.delete(key)
+                except Exception:
+                    logger.exception("deleting a document's original failed", extra={"key": key})
+
+        after_commit(db, delete_originals)
+        return len(blob_keys)
 
 
 async def _owned(db: AsyncSession, user_id: str, document_id: str) -> Document:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import deque
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -19,6 +19,11 @@ from omnichat.llm.types import Usage
 
 # Finished replies stay only for followers still reading them; later re-attaches read the database.
 FINISHED_REPLY_TTL_S = 30.0
+# A reply whose rows were deleted is refused if it registers this long after (another worker's
+# delete can overtake the registration it raced with).
+ABANDONED_TTL_S = 60.0
+# How long ``abandon`` waits for the replies it stopped to finish (and free their slots).
+ABANDON_WAIT_S = 5.0
 
 
 @dataclass(frozen=True)
@@ -30,6 +35,9 @@ class ReplyFinal:
     error: str | None = None
     # The documents an answer was grounded in (``rag``), as clients are shown them.
     sources: list[dict[str, Any]] | None = None
+    # Why an ``error`` ended it, for clients and HTTP mapping: ``refused`` (the provider
+    # declined), ``deleted`` (its conversation was deleted meanwhile); None for failures.
+    code: str | None = None
 
 
 @dataclass
@@ -42,6 +50,9 @@ class LiveReply:
     deltas: list[str] = field(default_factory=list)
     final: ReplyFinal | None = None
     stop_requested: bool = False
+    # Set when the reply's rows were deleted: why, as its followers are told. It ends at once
+    # and is not stored.
+    abandoned: str | None = None
     # Set once the provider call is over and the reply is being stored: too late to stop.
     storing: bool = False
     finished_at: float | None = None
@@ -151,6 +162,12 @@ class StreamHub(Protocol):
 
     async def request_stop(self, message_id: str, user_id: str) -> bool: ...
 
+    async def abandon(self, message_ids: Sequence[str], reason: str) -> None:
+        """The rows of these replies were deleted: stop each at once (wherever it runs), tell
+        its followers ``reason`` in an error ending, and forget it, so that re-attach and stop
+        answer 404. Returns once the replies running here have ended and freed their slots."""
+        ...
+
     async def start(self) -> None: ...
 
     async def shutdown(self, grace_s: float) -> None: ...
@@ -161,9 +178,15 @@ class InProcessHub:
         self._replies: dict[str, LiveReply] = {}
         # In the order they finished, so eviction looks only at the expired ones.
         self._finished: deque[LiveReply] = deque()
+        # Replies abandoned by id: (when, why), oldest first.
+        self._abandoned: dict[str, tuple[float, str]] = {}
 
     def register(self, reply: LiveReply) -> None:
         self._evict_finished()
+        tombstone = self._abandoned.get(reply.message_id)
+        if tombstone is not None:
+            reply.abandoned = tombstone[1]  # its rows were deleted before it started
+            return
         reply.on_finish = self._finished.append
         self._replies[reply.message_id] = reply
 
@@ -213,6 +236,23 @@ class InProcessHub:
             reply.task.cancel()
         return True
 
+    async def abandon(self, message_ids: Sequence[str], reason: str) -> None:
+        now = time.monotonic()
+        stopping: list[asyncio.Task[None]] = []
+        for message_id in message_ids:
+            self._abandoned.pop(message_id, None)  # re-inserted last: the dict stays by age
+            self._abandoned[message_id] = (now, reason)
+            reply = self._replies.pop(message_id, None)
+            if reply is None or reply.final is not None:
+                continue
+            reply.abandoned = reason
+            if reply.task is not None:
+                if not reply.storing:
+                    reply.task.cancel()
+                stopping.append(reply.task)
+        if stopping:
+            await asyncio.wait(stopping, timeout=ABANDON_WAIT_S)
+
     async def shutdown(self, grace_s: float) -> None:
         """Let running replies finish for ``grace_s``, then stop them; they store what they have."""
         running = [
@@ -227,9 +267,16 @@ class InProcessHub:
             await asyncio.wait(pending, timeout=10)
 
     def _evict_finished(self) -> None:
-        cutoff = time.monotonic() - FINISHED_REPLY_TTL_S
+        now = time.monotonic()
+        cutoff = now - FINISHED_REPLY_TTL_S
         finished = self._finished
         while finished and (finished[0].finished_at or 0.0) < cutoff:
             reply = finished.popleft()
             if self._replies.get(reply.message_id) is reply:
                 del self._replies[reply.message_id]
+        abandoned = self._abandoned
+        while abandoned:
+            message_id, (when, _) = next(iter(abandoned.items()))
+            if when >= now - ABANDONED_TTL_S:
+                break
+            del abandoned[message_id]

@@ -13,7 +13,7 @@ import asyncio
 import contextlib
 import json
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Coroutine, Sequence
 from dataclasses import asdict
 from typing import Any
 
@@ -22,6 +22,7 @@ from redis.exceptions import RedisError
 
 from omnichat.errors import ServiceUnavailable
 from omnichat.generation.hub import (
+    ABANDON_WAIT_S,
     FollowItem,
     InProcessHub,
     LiveReply,
@@ -33,6 +34,9 @@ from omnichat.llm.types import Usage
 
 logger = logging.getLogger("omnichat.generation.redis")
 STOP_CHANNEL = "omnichat:stop"
+# Replies whose rows were deleted: [[message_id, ...], reason], to whichever worker runs them.
+ABANDON_CHANNEL = "omnichat:abandon"
+ABANDON_POLL_S = 0.05
 # Kept after the reply ends for late re-attaches (the database has it for good).
 REPLY_TTL_S = 900
 MIRROR_IDLE_WAKE_S = 5.0
@@ -64,7 +68,10 @@ class RedisHub:
 
     def register(self, reply: LiveReply) -> None:
         self._local.register(reply)
-        task = asyncio.create_task(self._mirror(reply))
+        self._spawn(self._mirror(reply))
+
+    def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.create_task(work)
         self._background.add(task)
         task.add_done_callback(self._background.discard)
 
@@ -79,7 +86,7 @@ class RedisHub:
             meta: dict[Any, Any] = await self._redis.hgetall(_meta_key(message_id))
         except RedisError as exc:
             raise ServiceUnavailable("Live replies are unavailable (Redis)") from exc
-        if not meta or meta.get(b"user_id", b"").decode() != user_id:
+        if not meta or meta.get(b"user_id", b"").decode() != user_id or b"deleted" in meta:
             return None
         session_id = meta.get(b"session_id", b"").decode() or None
         return RemoteReply(message_id, user_id, session_id, meta.get(b"model", b"").decode())
@@ -124,6 +131,45 @@ class RedisHub:
         except RedisError as exc:
             raise ServiceUnavailable("Live replies are unavailable (Redis)") from exc
         return True
+
+    async def abandon(self, message_ids: Sequence[str], reason: str) -> None:
+        """Stops the replies here, tells the other workers to stop theirs, and marks every one
+        deleted (no worker re-attaches to it any more); then waits, up to ABANDON_WAIT_S, until
+        the other workers have ended theirs, so that the user's slots are free on return."""
+        await self._local.abandon(message_ids, reason)
+        if not message_ids:
+            return
+        try:
+            async with self._redis.pipeline(transaction=False) as pipe:
+                for message_id in message_ids:
+                    pipe.hset(_meta_key(message_id), "deleted", "1")
+                    pipe.expire(_meta_key(message_id), REPLY_TTL_S)
+                pipe.publish(ABANDON_CHANNEL, json.dumps([list(message_ids), reason]))
+                await pipe.execute()
+            await self._wait_done(message_ids)
+        except RedisError as exc:
+            raise ServiceUnavailable("Live replies are unavailable (Redis)") from exc
+
+    async def _wait_done(self, message_ids: Sequence[str]) -> None:
+        """Until each reply another worker was producing has its final entry."""
+        waiting = list(message_ids)
+        deadline = asyncio.get_running_loop().time() + ABANDON_WAIT_S
+        while waiting and asyncio.get_running_loop().time() < deadline:
+            async with self._redis.pipeline(transaction=False) as pipe:
+                for message_id in waiting:
+                    pipe.hget(_meta_key(message_id), "model")
+                    pipe.hget(_meta_key(message_id), "done")
+                answers = await pipe.execute()
+            # Still running: started by some worker (it has a model) and not done.
+            waiting = [
+                message_id
+                for message_id, model, done in zip(
+                    waiting, answers[::2], answers[1::2], strict=True
+                )
+                if model is not None and done is None
+            ]
+            if waiting:
+                await asyncio.sleep(ABANDON_POLL_S)
 
     async def shutdown(self, grace_s: float) -> None:
         await self._local.shutdown(grace_s)
@@ -175,9 +221,14 @@ class RedisHub:
         while True:
             try:
                 pubsub = self._redis.pubsub()
-                await pubsub.subscribe(STOP_CHANNEL)
+                await pubsub.subscribe(STOP_CHANNEL, ABANDON_CHANNEL)
                 async for message in pubsub.listen():
                     if message.get("type") != "message":
+                        continue
+                    if message.get("channel") == ABANDON_CHANNEL.encode():
+                        message_ids, reason = json.loads(message["data"])
+                        # Not awaited here: the listener must go on reading.
+                        self._spawn(self._local.abandon(message_ids, reason))
                         continue
                     message_id, user_id = json.loads(message["data"])
                     await self._local.request_stop(message_id, user_id)

@@ -10,7 +10,7 @@ from fastapi.responses import StreamingResponse
 
 from omnichat.chats.models import Role
 from omnichat.deps import CurrentUser, GenerationDep, SettingsDep
-from omnichat.errors import BadGateway, NotFound, error_responses
+from omnichat.errors import AppError, BadGateway, NotFound, ProviderDeclined, error_responses
 from omnichat.generation.hub import ReplyFinal
 from omnichat.generation.schemas import (
     ChatStreamRequest,
@@ -24,7 +24,7 @@ from omnichat.generation.schemas import (
 )
 from omnichat.generation.service import Prompt
 from omnichat.generation.sse import EventStreamResponse, reply_events, stored_reply_events
-from omnichat.llm.types import Usage
+from omnichat.llm.types import CONTENT_FILTER, Completion, Usage, declined_message
 
 router = APIRouter(tags=["generation"])
 REPLY_NOT_FOUND = "Reply not found"
@@ -32,7 +32,8 @@ STOP_WAIT_S = 30.0
 # 400: an unknown model; 404: another user's or a missing session; 429: the caller's rate or
 # concurrency limit; 503: the document index is unavailable (RAG).
 STREAM_ERRORS = error_responses(400, 401, 404, 413, 422, 429, 503)
-# Not streamed: the provider's final failure is the status (502, 504; 429 when rate limited).
+# Not streamed: the provider's final failure is the status (502, 504; 429 when rate limited;
+# 422 when it declined, e.g. for safety; 404 when the session was deleted meanwhile).
 GENERATE_ERRORS = error_responses(400, 401, 404, 413, 422, 429, 502, 503, 504)
 REPLY_ERRORS = error_responses(401, 404, 422)
 
@@ -92,6 +93,7 @@ async def reattach(
             usage=Usage(stored.input_tokens, stored.output_tokens),
             error=stored.error,
             sources=stored.sources,
+            code="refused" if stored.finish_reason == CONTENT_FILTER else None,
         )
         events = stored_reply_events(stored.id, stored.content, final)
     return EventStreamResponse(events)
@@ -126,6 +128,7 @@ async def inference_query(
     ref = generation.registry.resolve(body.model)
     if body.session_id is None:
         generated = await generation.generate(user.id, ref, Prompt(body.query), rag=body.enable_rag)
+        _refuse_declined(generated.completion)
         return InferenceQueryResponse(
             response=generated.completion.text,
             model=generated.model.id,
@@ -140,8 +143,7 @@ async def inference_query(
     final = reply.final
     assert final is not None
     if final.status == "error":
-        # final.error is already the client-facing text (e.g. "The openai provider failed: ...").
-        raise BadGateway(final.error or "The reply could not be generated")
+        raise _failure(final)
     return InferenceQueryResponse(
         response=reply.text(),
         model=final.model,
@@ -171,4 +173,22 @@ async def cohere_generate(
         if history and history[-1].role == "user" and history[-1].content == body.prompt:
             history = history[:-1]
     generated = await generation.generate(user.id, ref, Prompt(body.prompt, history))
+    _refuse_declined(generated.completion)
     return CohereGenerateResponse(text=generated.completion.text, model=generated.model.id)
+
+
+def _failure(final: ReplyFinal) -> AppError:
+    """The HTTP error of a stored reply that ended in ``error`` (its text is already written
+    for the client, e.g. "The openai provider failed: ...")."""
+    detail = final.error or "The reply could not be generated"
+    if final.code == "deleted":
+        return NotFound(detail)
+    if final.code == "refused":
+        return ProviderDeclined(detail)
+    return BadGateway(detail)
+
+
+def _refuse_declined(completion: Completion) -> None:
+    """The seed endpoints answer a refusal with a clear error, not an empty 200."""
+    if completion.finish_reason == CONTENT_FILTER:
+        raise ProviderDeclined(declined_message(completion.refusal))

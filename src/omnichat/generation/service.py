@@ -30,7 +30,14 @@ from omnichat.llm.context import StoredTurn, clean_history, estimate_tokens, fit
 from omnichat.llm.errors import ProviderError
 from omnichat.llm.registry import ModelRef, ModelRegistry
 from omnichat.llm.resilience import Candidate, ResilientStream, RetryPolicy, resilient_generate
-from omnichat.llm.types import Completion, GenerationRequest, StreamEnd, TextDelta
+from omnichat.llm.types import (
+    CONTENT_FILTER,
+    Completion,
+    GenerationRequest,
+    StreamEnd,
+    TextDelta,
+    declined_message,
+)
 from omnichat.rag.grounding import Grounder, Grounding
 
 logger = logging.getLogger("omnichat.generation")
@@ -240,7 +247,26 @@ class GenerationService:
         return reply, user_message
 
     async def _run(self, reply: LiveReply, stream: ResilientStream) -> None:
-        final: ReplyFinal
+        final = await self._produce(reply, stream) if reply.abandoned is None else None
+        try:
+            if reply.abandoned is None:
+                assert final is not None
+                if reply.sources is not None:
+                    final = replace(final, sources=reply.sources)
+                reply.storing = True
+                await self._store_final(reply, final)
+        finally:
+            if reply.abandoned is not None:
+                # Its rows are gone: nothing to store, and its followers learn why it ended.
+                final = ReplyFinal(
+                    "error", stream.model.id, "error", error=reply.abandoned, code="deleted"
+                )
+            assert final is not None
+            reply.finish(final)
+            await self.limiter.release(reply.user_id)
+
+    async def _produce(self, reply: LiveReply, stream: ResilientStream) -> ReplyFinal:
+        """Runs the provider call into ``reply``; how it ended, as the reply is stored."""
         try:
             async with asyncio.timeout(self._options.max_generation_s):
                 end = StreamEnd()
@@ -249,31 +275,33 @@ class GenerationService:
                         reply.append(event.text)
                     else:
                         end = event
-            final = ReplyFinal("complete", stream.model.id, end.finish_reason, end.usage)
+            if end.finish_reason == CONTENT_FILTER:
+                return ReplyFinal(
+                    "error",
+                    stream.model.id,
+                    CONTENT_FILTER,
+                    end.usage,
+                    error=declined_message(end.refusal),
+                    code="refused",
+                )
+            return ReplyFinal("complete", stream.model.id, end.finish_reason, end.usage)
         except ProviderError as error:
-            final = ReplyFinal("error", stream.model.id, "error", error=error.client_message)
+            return ReplyFinal("error", stream.model.id, "error", error=error.client_message)
         except TimeoutError:
-            final = ReplyFinal(
+            return ReplyFinal(
                 "error", stream.model.id, "error", error="The reply took too long and was cut"
             )
         except asyncio.CancelledError:
+            if reply.abandoned is not None:
+                return ReplyFinal("error", stream.model.id, "error", error=reply.abandoned)
             if reply.stop_requested:
-                final = ReplyFinal("stopped", stream.model.id, "stopped")
-            else:
-                final = ReplyFinal(
-                    "error", stream.model.id, "error", error="The server stopped while replying"
-                )
+                return ReplyFinal("stopped", stream.model.id, "stopped")
+            return ReplyFinal(
+                "error", stream.model.id, "error", error="The server stopped while replying"
+            )
         except Exception:
             logger.exception("generation failed", extra={"message_id": reply.message_id})
-            final = ReplyFinal("error", stream.model.id, "error", error="Internal error")
-        if reply.sources is not None:
-            final = replace(final, sources=reply.sources)
-        reply.storing = True
-        try:
-            await self._store_final(reply, final)
-        finally:
-            reply.finish(final)
-            await self.limiter.release(reply.user_id)
+            return ReplyFinal("error", stream.model.id, "error", error="Internal error")
 
     async def _store_final(self, reply: LiveReply, final: ReplyFinal) -> None:
         row = {

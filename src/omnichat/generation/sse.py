@@ -104,6 +104,8 @@ def final_payload(message_id: str, final: ReplyFinal) -> dict[str, Any]:
     }
     if final.error:
         payload["error"] = final.error
+    if final.code:
+        payload["error_code"] = final.code
     if final.sources is not None:
         payload["sources"] = final.sources
     return payload

@@ -43,10 +43,25 @@ class TextDelta:
     text: str
 
 
+# OpenAI's finish reasons, the only ones adapters report: each maps its provider's own values.
+FinishReason = Literal["stop", "length", "content_filter", "tool_calls"]
+CONTENT_FILTER: FinishReason = "content_filter"
+
+
+def declined_message(refusal: str | None) -> str:
+    """What a user is told of a refusal (``refusal``: the provider's reason, e.g. "safety")."""
+    return f"The provider declined: {refusal or 'content policy'}"
+
+
 @dataclass(frozen=True, slots=True)
 class StreamEnd:
-    finish_reason: str = "stop"
+    """How a stream ended. ``finish_reason`` is ``content_filter`` when the provider declined
+    (refused, blocked the prompt or cut the reply for safety, recitation, ...); ``refusal`` then
+    says why, in words a user can read."""
+
+    finish_reason: FinishReason = "stop"
     usage: Usage = field(default_factory=Usage)
+    refusal: str | None = None
 
 
 StreamEvent = TextDelta | StreamEnd
@@ -54,6 +69,9 @@ StreamEvent = TextDelta | StreamEnd
 
 @dataclass(frozen=True, slots=True)
 class Completion:
+    """A whole reply; ``finish_reason`` and ``refusal`` as in ``StreamEnd``."""
+
     text: str
-    finish_reason: str = "stop"
+    finish_reason: FinishReason = "stop"
     usage: Usage = field(default_factory=Usage)
+    refusal: str | None = None

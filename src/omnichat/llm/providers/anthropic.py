@@ -1,4 +1,11 @@
-"""Anthropic messages API (Claude)."""
+"""Anthropic messages API (Claude).
+
+Endings (``stop_reason``, anthropic SDK ``StopReason``; streamed on ``message_delta``):
+``max_tokens``, ``model_context_window_exceeded`` -> length; ``tool_use`` -> tool_calls;
+``refusal`` -> content_filter ("safety", or "safety (cyber)" with ``stop_details.category``);
+``end_turn``, ``stop_sequence``, ``pause_turn``, none and anything else -> stop. A stream ends
+with ``message_stop``; one without it was cut.
+"""
 
 from __future__ import annotations
 
@@ -9,18 +16,25 @@ import anthropic
 from anthropic import AsyncAnthropic
 
 from omnichat.llm.base import ProviderConfig, stream_cut, translate_error
-from omnichat.llm.types import (
-    Completion,
-    GenerationRequest,
-    StreamEnd,
-    StreamEvent,
-    TextDelta,
-    Usage,
-)
+from omnichat.llm.finish import Ending, FinishMap
+from omnichat.llm.types import Completion, GenerationRequest, StreamEvent, TextDelta, Usage
 
 # Anthropic requires max_tokens; used when the caller gives none.
 DEFAULT_MAX_TOKENS = 4096
-_FINISH_REASONS = {"end_turn": "stop", "stop_sequence": "stop", "max_tokens": "length"}
+_FINISH = FinishMap(
+    length=frozenset({"max_tokens", "model_context_window_exceeded"}),
+    tool_calls=frozenset({"tool_use"}),
+    refusals={"refusal": "safety"},
+)
+
+
+def _ending(stop_reason: str | None, stop_details: Any) -> Ending:
+    """``stop_details`` (``RefusalStopDetails``) names the policy ``category`` of a refusal."""
+    ending = _FINISH(stop_reason)
+    category = getattr(stop_details, "category", None)
+    if ending.refusal and isinstance(category, str) and category:
+        return ending._replace(refusal=f"{ending.refusal} ({category.replace('_', ' ')})")
+    return ending
 
 
 class AnthropicChatModel:
@@ -53,16 +67,13 @@ class AnthropicChatModel:
         except Exception as exc:
             raise translate_error(exc, self.provider) from exc
         text = "".join(block.text for block in message.content if block.type == "text")
-        return Completion(
-            text=text,
-            finish_reason=_FINISH_REASONS.get(message.stop_reason or "", "stop"),
-            usage=Usage(message.usage.input_tokens, message.usage.output_tokens),
-        )
+        usage = Usage(message.usage.input_tokens, message.usage.output_tokens)
+        return _ending(message.stop_reason, message.stop_details).completion(text, usage)
 
     async def stream(self, request: GenerationRequest) -> AsyncIterator[StreamEvent]:
         input_tokens: int | None = None
         output_tokens: int | None = None
-        finish_reason = "stop"
+        ending = Ending()
         finished = False
         try:
             stream = await self._client.messages.create(**self._params(request), stream=True)
@@ -74,11 +85,11 @@ class AnthropicChatModel:
                 elif event.type == "message_delta":
                     output_tokens = event.usage.output_tokens
                     if event.delta.stop_reason:
-                        finish_reason = _FINISH_REASONS.get(event.delta.stop_reason, "stop")
+                        ending = _ending(event.delta.stop_reason, event.delta.stop_details)
                 elif event.type == "message_stop":
                     finished = True
         except Exception as exc:
             raise translate_error(exc, self.provider) from exc
         if not finished:
             raise stream_cut(self.provider)
-        yield StreamEnd(finish_reason=finish_reason, usage=Usage(input_tokens, output_tokens))
+        yield ending.stream_end(Usage(input_tokens, output_tokens))

@@ -1,4 +1,12 @@
-"""Cohere v2 chat."""
+"""Cohere v2 chat.
+
+Endings (``finish_reason``, cohere SDK ``ChatFinishReason``; streamed on ``message-end``):
+``MAX_TOKENS`` (and v1's ``ERROR_LIMIT``) -> length; ``TOOL_CALL`` -> tool_calls; v1's
+``ERROR_TOXIC`` (v2 has no toxic value of its own, its type admits any string) -> content_filter
+("toxic content"); ``COMPLETE``, ``STOP_SEQUENCE``, none and anything else -> stop. ``ERROR`` and
+``TIMEOUT`` are the provider's own failures, raised as such (the message-end ``delta.error`` says
+why). A stream ends with ``message-end``; one without it was cut.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +16,8 @@ from typing import Any
 import cohere
 
 from omnichat.llm.base import ProviderConfig, stream_cut, translate_error
+from omnichat.llm.errors import ProviderError, ProviderTimeout, ProviderUnavailable
+from omnichat.llm.finish import FinishMap, native_value
 from omnichat.llm.types import (
     Completion,
     GenerationRequest,
@@ -17,8 +27,33 @@ from omnichat.llm.types import (
     Usage,
 )
 
-_FINISH_REASONS = {"COMPLETE": "stop", "STOP_SEQUENCE": "stop", "MAX_TOKENS": "length"}
+_FINISH = FinishMap(
+    length=frozenset({"MAX_TOKENS", "ERROR_LIMIT"}),
+    tool_calls=frozenset({"TOOL_CALL"}),
+    refusals={"ERROR_TOXIC": "toxic content"},
+)
 _NO_RETRIES: dict[str, Any] = {"max_retries": 0}
+
+
+def _failure(finish_reason: object, error: str | None, provider: str) -> ProviderError | None:
+    """``ERROR``/``TIMEOUT``: the reply failed, whatever text came before it."""
+    value = native_value(finish_reason)
+    if value == "TIMEOUT":
+        return ProviderTimeout(error or "the provider timed out while replying", provider=provider)
+    if value == "ERROR":
+        return ProviderUnavailable(error or "the provider failed while replying", provider=provider)
+    return None
+
+
+def _stream_end(delta: Any, provider: str) -> StreamEnd:
+    """From ``message-end``'s ``delta`` (``ChatMessageEndEventDelta``: finish_reason, error,
+    usage), or raises the failure it reports."""
+    if delta is None:
+        return StreamEnd()
+    failure = _failure(delta.finish_reason, delta.error, provider)
+    if failure is not None:
+        raise failure
+    return _FINISH(delta.finish_reason).stream_end(_usage(delta.usage))
 
 
 def _usage(usage: Any) -> Usage:
@@ -63,13 +98,12 @@ class CohereChatModel:
             response = await self._client.chat(**self._arguments(request))
         except Exception as exc:
             raise translate_error(exc, self.provider) from exc
+        failure = _failure(response.finish_reason, None, self.provider)
+        if failure is not None:
+            raise failure
         content = response.message.content or [] if response.message else []
         text = "".join(getattr(item, "text", "") or "" for item in content)
-        return Completion(
-            text=text,
-            finish_reason=_FINISH_REASONS.get(str(response.finish_reason), "stop"),
-            usage=_usage(response.usage),
-        )
+        return _FINISH(response.finish_reason).completion(text, _usage(response.usage))
 
     async def stream(self, request: GenerationRequest) -> AsyncIterator[StreamEvent]:
         end: StreamEnd | None = None
@@ -80,13 +114,7 @@ class CohereChatModel:
                     if text:
                         yield TextDelta(text)
                 elif event.type == "message-end":
-                    delta = event.delta
-                    end = StreamEnd(
-                        finish_reason=_FINISH_REASONS.get(str(delta.finish_reason), "stop")
-                        if delta
-                        else "stop",
-                        usage=_usage(delta.usage) if delta else Usage(),
-                    )
+                    end = _stream_end(event.delta, self.provider)
         except Exception as exc:
             raise translate_error(exc, self.provider) from exc
         if end is None:

@@ -1,4 +1,13 @@
-"""Google Gemini through google-genai (API-key mode)."""
+"""Google Gemini through google-genai (API-key mode).
+
+Endings: a candidate's ``finishReason`` (google-genai ``types.FinishReason``) ends the reply, in
+a stream too: ``MAX_TOKENS``, ``CONTINUATION`` -> length; the block values (``_FINISH``'s
+refusals: ``SAFETY``, ``RECITATION``, ``BLOCKLIST``, ``PROHIBITED_CONTENT``, ``SPII``, ...) ->
+content_filter; ``STOP``, ``OTHER`` and anything else -> stop (Gemini has no tool-use value: a
+function call ends with ``STOP``). A response with ``promptFeedback.blockReason``
+(``types.BlockedReason``) and no candidates is a blocked prompt: content_filter ("prompt
+blocked: safety"). A stream whose body ends without either was cut.
+"""
 
 from __future__ import annotations
 
@@ -10,16 +19,43 @@ from google import genai
 from google.genai import types
 
 from omnichat.llm.base import ProviderConfig, stream_cut, translate_error
+from omnichat.llm.finish import Ending, FinishMap, native_value
 from omnichat.llm.types import (
+    CONTENT_FILTER,
     Completion,
     GenerationRequest,
-    StreamEnd,
     StreamEvent,
     TextDelta,
     Usage,
 )
 
-_FINISH_REASONS = {"STOP": "stop", "MAX_TOKENS": "length"}
+_FINISH = FinishMap(
+    length=frozenset({"MAX_TOKENS", "CONTINUATION"}),
+    refusals={
+        "SAFETY": "safety",
+        "RECITATION": "recitation",
+        "LANGUAGE": "unsupported language",
+        "BLOCKLIST": "blocklist",
+        "PROHIBITED_CONTENT": "prohibited content",
+        "SPII": "sensitive personal information",
+        "IMAGE_SAFETY": "image safety",
+        "IMAGE_PROHIBITED_CONTENT": "prohibited image content",
+        "IMAGE_RECITATION": "image recitation",
+        "MODEL_ARMOR": "model armor",
+        "ESCALATION": "escalation rule",
+        "PUP_LIMITED_DISABLED": "prohibited use policy",
+    },
+)
+# promptFeedback.blockReason; BLOCKED_REASON_UNSPECIFIED and unknown values: just "prompt blocked".
+_BLOCK_REASONS = {
+    "SAFETY": "safety",
+    "OTHER": "other",
+    "BLOCKLIST": "blocklist",
+    "PROHIBITED_CONTENT": "prohibited content",
+    "IMAGE_SAFETY": "image safety",
+    "MODEL_ARMOR": "model armor",
+    "JAILBREAK": "jailbreak",
+}
 
 
 def _usage(metadata: Any) -> Usage:
@@ -28,11 +64,16 @@ def _usage(metadata: Any) -> Usage:
     return Usage(metadata.prompt_token_count, metadata.candidates_token_count)
 
 
-def _finish_reason(response: Any) -> str | None:
+def _ending(response: Any) -> Ending | None:
+    """How ``response`` (a ``GenerateContentResponse``, or one chunk of a stream) ends the reply;
+    None while it goes on."""
     for candidate in response.candidates or ():
         if candidate.finish_reason is not None:
-            reason = getattr(candidate.finish_reason, "value", str(candidate.finish_reason))
-            return _FINISH_REASONS.get(reason, reason.lower())
+            return _FINISH(candidate.finish_reason)
+    feedback = response.prompt_feedback
+    if not response.candidates and feedback is not None and feedback.block_reason is not None:
+        reason = _BLOCK_REASONS.get(native_value(feedback.block_reason))
+        return Ending(CONTENT_FILTER, f"prompt blocked: {reason}" if reason else "prompt blocked")
     return None
 
 
@@ -82,14 +123,11 @@ class GeminiChatModel:
             response = await self._client.aio.models.generate_content(**self._arguments(request))
         except Exception as exc:
             raise translate_error(exc, self.provider) from exc
-        return Completion(
-            text=_text(response),
-            finish_reason=_finish_reason(response) or "stop",
-            usage=_usage(response.usage_metadata),
-        )
+        ending = _ending(response) or Ending()
+        return ending.completion(_text(response), _usage(response.usage_metadata))
 
     async def stream(self, request: GenerationRequest) -> AsyncIterator[StreamEvent]:
-        finish_reason: str | None = None
+        ending: Ending | None = None
         usage = Usage()
         try:
             stream = await self._client.aio.models.generate_content_stream(
@@ -101,9 +139,9 @@ class GeminiChatModel:
                     yield TextDelta(text)
                 if response.usage_metadata is not None:
                     usage = _usage(response.usage_metadata)
-                finish_reason = _finish_reason(response) or finish_reason
+                ending = _ending(response) or ending
         except Exception as exc:
             raise translate_error(exc, self.provider) from exc
-        if finish_reason is None:
+        if ending is None:
             raise stream_cut(self.provider)
-        yield StreamEnd(finish_reason=finish_reason, usage=usage)
+        yield ending.stream_end(usage)

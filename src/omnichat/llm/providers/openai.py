@@ -1,5 +1,13 @@
 """OpenAI chat completions, and every server that speaks them (Ollama, vLLM, llama.cpp,
-OpenRouter): the base URL decides."""
+OpenRouter): the base URL decides.
+
+Endings (``choices[].finish_reason``, openai SDK ``ChatCompletion``/``ChatCompletionChunk``):
+``length`` -> length; ``tool_calls``, ``function_call`` -> tool_calls; ``content_filter`` ->
+content_filter ("content filter"); ``stop``, none and anything else -> stop. A stream ends with
+``data: [DONE]``: OpenAI-compatible servers often send no ``finish_reason`` at all (or ``""``)
+and the reply is complete all the same; a body that ends with neither ``[DONE]`` nor a
+``finish_reason`` was cut.
+"""
 
 from __future__ import annotations
 
@@ -14,17 +22,16 @@ import openai
 from openai import AsyncOpenAI
 
 from omnichat.llm.base import ProviderConfig, stream_cut, translate_error
+from omnichat.llm.finish import FinishMap
 from omnichat.llm.sse import SSEDataParser
-from omnichat.llm.types import (
-    Completion,
-    GenerationRequest,
-    StreamEnd,
-    StreamEvent,
-    TextDelta,
-    Usage,
-)
+from omnichat.llm.types import Completion, GenerationRequest, StreamEvent, TextDelta, Usage
 
 _DRAIN_TIMEOUT_S = 1.0
+_FINISH = FinishMap(
+    length=frozenset({"length"}),
+    tool_calls=frozenset({"tool_calls", "function_call"}),
+    refusals={"content_filter": "content filter"},
+)
 
 
 def openai_messages(request: GenerationRequest) -> list[dict[str, str]]:
@@ -68,11 +75,9 @@ class OpenAIChatModel:
         except Exception as exc:
             raise translate_error(exc, self.provider) from exc
         choice = response.choices[0] if response.choices else None
-        return Completion(
-            text=(choice.message.content or "") if choice else "",
-            finish_reason=(choice.finish_reason or "stop") if choice else "stop",
-            usage=_usage(response.usage),
-        )
+        text = (choice.message.content or "") if choice else ""
+        ending = _FINISH(choice.finish_reason if choice else None)
+        return ending.completion(text, _usage(response.usage))
 
     async def stream(self, request: GenerationRequest) -> AsyncIterator[StreamEvent]:
         """The SDK makes the request (auth, base URL, timeouts, status errors) and hands back the
@@ -81,6 +86,7 @@ class OpenAIChatModel:
         line-by-line decoder and typed chunks. An in-stream ``{"error": ...}`` event raises the
         SDK's ``APIError``, as its own stream does."""
         finish_reason: str | None = None
+        done = False
         usage = Usage()
         body = {**self._params(request), "stream": True, "stream_options": {"include_usage": True}}
         try:
@@ -89,7 +95,6 @@ class OpenAIChatModel:
             )
             try:
                 parser = SSEDataParser()
-                done = False
                 async with contextlib.aclosing(response.aiter_bytes()) as body_chunks:
                     async for raw in body_chunks:
                         for data in parser.feed(raw):
@@ -116,9 +121,9 @@ class OpenAIChatModel:
                 await response.aclose()
         except Exception as exc:
             raise translate_error(exc, self.provider) from exc
-        if finish_reason is None:
+        if finish_reason is None and not done:
             raise stream_cut(self.provider)
-        yield StreamEnd(finish_reason=finish_reason, usage=usage)
+        yield _FINISH(finish_reason).stream_end(usage)
 
 
 def _stream_error(error: Any, response: httpx2.Response) -> openai.APIError:

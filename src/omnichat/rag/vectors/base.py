@@ -34,6 +34,11 @@ class VectorStore(Protocol):
         """Remove these chunks' vectors; ids that are not there are ignored."""
         ...
 
+    async def delete_user(self, session: AsyncSession, user_id: str) -> None:
+        """Remove every vector of the user (account deletion): in ``session``'s transaction for
+        a store in the app's database, once it has committed for an external one."""
+        ...
+
     async def reset(self, dimension: int) -> None:
         """Drop every vector and recreate the index for ``dimension`` (``omnichat reindex``)."""
         ...

@@ -104,3 +104,8 @@ class PgVectorStore:
                 text("DELETE FROM chunk_embeddings WHERE user_id = :user AND chunk_id = ANY(:ids)"),
                 {"user": user_id, "ids": list(chunk_ids)},
             )
+
+    async def delete_user(self, session: AsyncSession, user_id: str) -> None:
+        await session.execute(
+            text("DELETE FROM chunk_embeddings WHERE user_id = :user"), {"user": user_id}
+        )

@@ -23,6 +23,7 @@ from pinecone.errors import (
 )
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from omnichat.db.unit_of_work import after_commit
 from omnichat.llm.base import translate_error
 from omnichat.llm.errors import ProviderConnectionError
 from omnichat.rag.types import VectorHit, VectorRecord
@@ -205,6 +206,21 @@ class PineconeVectorStore:
                     await index.delete(ids=ids, namespace=namespace)
                 except NotFoundError:
                     return  # the user has no namespace yet: nothing to delete
+
+    async def delete_user(self, session: AsyncSession, user_id: str) -> None:
+        """The user's namespace goes once ``session`` has committed: Pinecone is outside the
+        transaction, and a rolled-back account deletion must keep its vectors."""
+        namespace = _namespace(user_id)
+
+        async def drop_namespace() -> None:
+            index = await self._data()
+            async with _translated():
+                try:
+                    await index.delete(delete_all=True, namespace=namespace)
+                except NotFoundError:
+                    return  # the user never had a vector
+
+        after_commit(session, drop_namespace)
 
     async def close(self) -> None:
         if self._index is not None:

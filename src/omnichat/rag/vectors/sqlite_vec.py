@@ -87,3 +87,9 @@ class SqliteVecStore:
                 text("DELETE FROM chunk_vectors WHERE chunk_id = :id AND user_id = :user"),
                 [{"id": chunk_id, "user": user_id} for chunk_id in chunk_ids],
             )
+
+    async def delete_user(self, session: AsyncSession, user_id: str) -> None:
+        # The partition key: vec0 visits only that user's vectors.
+        await session.execute(
+            text("DELETE FROM chunk_vectors WHERE user_id = :user"), {"user": user_id}
+        )

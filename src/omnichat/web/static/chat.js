@@ -157,6 +157,8 @@ function fill(message) {
 function noteFor(message) {
   if (message.status === "stopped") return "Stopped.";
   if (message.status === "error") {
+    // A refusal is not a failure: the provider's own reason is the whole sentence.
+    if (message.finish_reason === "content_filter" && message.error) return message.error;
     return message.error ? `The reply failed: ${message.error}` : "The reply failed.";
   }
   if (message.status === "complete" && message.role === "assistant" && !message.content) {
@@ -316,6 +318,7 @@ async function follow(live, response) {
       }
       if (event.done) {
         message.status = event.status || "complete";
+        message.finish_reason = event.finish_reason || null;
         message.error = event.error || null;
         message.sources = event.sources || null;
       }
