@@ -4,6 +4,7 @@ as it was; changing the email keeps addresses unique and ends the user's other l
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -18,6 +19,7 @@ from omnichat.apikeys.models import ApiKey
 from omnichat.auth.models import RefreshToken, TokenFamily, User
 from omnichat.chats.models import ChatSession, Message
 from omnichat.container import Container
+from omnichat.documents.ingest import DELETED_WHILE_INDEXING
 from omnichat.documents.models import Chunk, Document
 from omnichat.rag.keyword import owner_token
 from tests.conftest import PASSWORD, TestUser, make_settings, register_user
@@ -326,3 +328,82 @@ async def test_email_change_through_an_api_key_ends_every_login(client: httpx.As
     assert (await client.get("/auth/me", headers=alice.headers)).status_code == 401
     r = await client.get("/auth/me", headers={"Authorization": f"Bearer {key}"})
     assert r.json()["email"] == new_email
+
+
+async def test_wrong_current_passwords_count_as_failed_logins(client: httpx.AsyncClient) -> None:
+    """A stolen token or API key must not become an unthrottled password oracle: wrong
+    ``current_password`` values on the email change and the account deletion count toward the
+    account's failed-login brake, and once it is on, the right one is refused too."""
+    alice = await register_user(client, "alice")
+    key = (await client.post("/api-keys", json={"name": "k"}, headers=alice.headers)).json()["key"]
+    as_key = {"Authorization": f"Bearer {key}"}
+    guesses = [("PUT", "/users/me/", {"email": alice.email}), ("DELETE", "/auth/me", {})]
+    for attempt in range(10):  # OMNICHAT_FAILED_LOGIN_LIMIT: 10 per 15 minutes
+        method, path, body = guesses[attempt % 2]
+        r = await client.request(
+            method, path, json={**body, "current_password": f"guess {attempt:04d}"}, headers=as_key
+        )
+        assert r.status_code == 400, r.text
+    for method, path, body in guesses:
+        r = await client.request(
+            method, path, json={**body, "current_password": PASSWORD}, headers=as_key
+        )
+        assert r.status_code == 429, r.text
+        assert "Retry-After" in r.headers
+    r = await client.post("/auth/login", json={"email": alice.email, "password": PASSWORD})
+    assert r.status_code == 429
+    assert (await client.get("/auth/me", headers=alice.headers)).status_code == 200  # still here
+
+
+async def test_an_unknown_field_is_refused_not_ignored(client: httpx.AsyncClient) -> None:
+    """``new_password`` is not a field: a 200 that kept the old password would mislead."""
+    alice = await register_user(client, "alice")
+    r = await client.put(
+        "/users/me/",
+        json={"new_password": "another good passphrase", "current_password": PASSWORD},
+        headers=alice.headers,
+    )
+    assert r.status_code == 422
+    assert r.json()["detail"] == "new_password: Extra inputs are not permitted"
+    r = await client.post("/auth/login", json={"email": alice.email, "password": PASSWORD})
+    assert r.status_code == 200
+    for path, body in (
+        ("/sessions", {"title": "t", "sessionId": "x"}),
+        ("/api/sessions", {"title": "t", "owner": "x"}),
+        ("/auth/me", {"current_password": PASSWORD, "confirm": True}),
+    ):
+        method = "DELETE" if path == "/auth/me" else "POST"
+        r = await client.request(method, path, json=body, headers=alice.headers)
+        assert r.status_code == 422, (path, r.text)
+    assert (await client.get("/sessions", headers=alice.headers)).json() == []
+
+
+async def test_an_upload_waiting_for_its_indexing_answers_when_deleted_meanwhile(
+    client: httpx.AsyncClient,
+) -> None:
+    """The upload answers when indexing ends; a delete of the document (or of the account)
+    meanwhile cancels the indexing: the upload then answers 404, never a 500."""
+    for deleting in ("document", "account"):
+        alice = await register_user(client, "alice")
+        long_text = " ".join(f"Line {n} about lichens and moss." for n in range(3000))
+        upload = asyncio.create_task(
+            client.post(
+                "/upload/document",
+                files={"file": ("long.txt", long_text.encode(), "text/plain")},
+                headers=alice.headers,
+            )
+        )
+        listed: list[Any] = []
+        while not listed:
+            await asyncio.sleep(0.02)
+            listed = (await client.get("/documents", headers=alice.headers)).json()
+        assert listed[0]["status"] == "processing"
+        if deleting == "document":
+            r = await client.delete(f"/documents/{listed[0]['id']}", headers=alice.headers)
+            assert r.status_code == 204
+        else:
+            r = await client.request("DELETE", "/auth/me", json=ACCOUNT, headers=alice.headers)
+            assert r.status_code == 204
+        r = await upload
+        assert r.status_code == 404, r.text
+        assert r.json() == {"detail": DELETED_WHILE_INDEXING}

@@ -6,10 +6,16 @@ from __future__ import annotations
 import asyncio
 
 import httpx
-from sqlalchemy import func, select
+import pytest
+from sqlalchemy import func, insert, select
+from sqlalchemy.exc import IntegrityError
 
+from omnichat.auth.models import User
 from omnichat.chats.models import Message
 from omnichat.container import Container
+from omnichat.db.base import utcnow
+from omnichat.db.unit_of_work import unit_of_work
+from omnichat.ids import new_id
 from tests.conftest import TestUser
 
 
@@ -101,3 +107,39 @@ async def test_messages_racing_a_session_delete_leave_no_orphans(
             select(func.count()).select_from(Message).where(Message.session_id == session_id)
         )
     assert orphans == 0
+
+
+async def test_a_constraint_failure_is_sqlalchemys_error_on_every_backend(
+    container: Container, alice: TestUser, client: httpx.AsyncClient
+) -> None:
+    """What a concurrent change that loses a race raises must be SQLAlchemy's ``IntegrityError``
+    on SQLite too (its driver, sqlean, raised its own class, which no handler knew: a 500
+    where a 409 was due), on the writer and on the readers."""
+    for factory in (container.database.writer, container.database.reader):
+        with pytest.raises(IntegrityError):
+            async with unit_of_work(factory) as db:
+                await db.execute(
+                    insert(Message).values(
+                        id=new_id(),
+                        session_id="no-such-session",
+                        user_id=alice.id,
+                        role="user",
+                        content="orphan",
+                        status="complete",
+                        created_at=utcnow(),
+                        updated_at=utcnow(),
+                    )
+                )
+        with pytest.raises(IntegrityError):
+            async with unit_of_work(factory) as db:
+                await db.execute(
+                    insert(User).values(
+                        id=new_id(),
+                        email=alice.email,  # taken
+                        password_hash="x",
+                        token_version=0,
+                        created_at=utcnow(),
+                        updated_at=utcnow(),
+                    )
+                )
+    assert (await client.get("/auth/me", headers=alice.headers)).status_code == 200

@@ -115,6 +115,7 @@ async def test_abandon_forgets_the_reply_and_cancels_its_task() -> None:
     started = asyncio.Event()
 
     async def produce() -> None:
+        live.started = True  # as GenerationService._run does first
         started.set()
         await asyncio.sleep(60)
 

@@ -7,6 +7,7 @@ answer 404, and nothing of the reply is written back."""
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -222,6 +223,122 @@ async def test_a_delete_on_another_worker_stops_the_reply(
             await assert_gone_and_slot_free((a, b), user, message_id, other_session, fake_provider)
 
 
+@pytest.mark.parametrize(
+    "kind", ["session (001/003)", "clear messages (000)", "the reply message (000)"]
+)
+async def test_a_deleted_finished_reply_is_gone_on_every_worker(
+    kind: str,
+    workers: tuple[ThreadedServer, ThreadedServer],
+    fake_provider: FakeProviderServer,
+) -> None:
+    """A finished reply stays in the producing worker's memory and in Redis for late
+    re-attaches; once its row is deleted neither may serve it (it was replayed in full)."""
+    delete = DELETES[kind]
+    first, second = workers
+    async with (
+        httpx.AsyncClient(base_url=first.base_url, timeout=30) as a,
+        httpx.AsyncClient(base_url=second.base_url, timeout=30) as b,
+    ):
+        user = await register_user(a, "gone")
+        session_id = await _session(a, user)
+        fake_provider.script(Reply(tokens=[" my", " secret", " is", " hunter2"]))
+        async with open_chat_stream(
+            a, user.headers, read_deltas=1, session_id=session_id, prompt="tell me"
+        ) as live:
+            message_id = live.message_id
+            assert (await live.finish()).final["status"] == "complete"
+        for client in (a, b):  # served from A's memory, and from Redis on B
+            replay = await client.get(f"/chat/stream/{message_id}", headers=user.headers)
+            assert "hunter2" in replay.text
+        r = await delete.send(b, user, session_id, message_id)
+        assert r.status_code == delete.status, r.text
+        for client in (a, b):
+            r = await client.get(f"/chat/stream/{message_id}", headers=user.headers)
+            assert r.status_code == 404
+            assert "hunter2" not in r.text
+            r = await client.post(f"/chat/stop/{message_id}", headers=user.headers)
+            assert r.status_code == 404
+
+
+# -- replies made inside their requests (nothing stored), when the account goes ----------------
+
+
+async def _v1_stream(client: httpx.AsyncClient, user: TestUser) -> list[Any]:
+    """A streamed ``/v1`` completion read to its end: its parsed ``data:`` payloads."""
+    events: list[Any] = []
+    body = {"model": "openai", "messages": [{"role": "user", "content": "go"}], "stream": True}
+    async with client.stream(
+        "POST", "/v1/chat/completions", json=body, headers=user.headers
+    ) as response:
+        assert response.status_code == 200
+        async for line in response.aiter_lines():
+            if line.startswith("data: "):
+                data = line[len("data: ") :]
+                events.append(DONE if data == DONE else json.loads(data))
+    return events
+
+
+@pytest.fixture(scope="module")
+def roomy_workers(
+    llm_settings: Settings, redis_url: str
+) -> Iterator[tuple[ThreadedServer, ThreadedServer]]:
+    """Two workers sharing Redis, with room for several replies per user at once."""
+    settings = llm_settings.model_copy(update={"redis_url": redis_url})
+    with (
+        ThreadedServer(create_app(settings)) as first,
+        ThreadedServer(create_app(settings)) as second,
+    ):
+        yield first, second
+
+
+@pytest.mark.parametrize("where", ["same worker", "other worker"])
+async def test_deleting_the_account_ends_its_replies_made_in_requests(
+    where: str,
+    roomy_workers: tuple[ThreadedServer, ThreadedServer],
+    fake_provider: FakeProviderServer,
+) -> None:
+    """``/v1`` (streamed and whole) and ``/api/cohere/generate`` keep no rows a delete could
+    find: deleting the account ends them all the same, wherever the delete is sent."""
+    first, second = roomy_workers
+    async with (
+        httpx.AsyncClient(base_url=first.base_url, timeout=30) as a,
+        httpx.AsyncClient(base_url=second.base_url, timeout=30) as b,
+    ):
+        deleter = a if where == "same worker" else b
+        user = await register_user(a, "stateless")
+        fake_provider.script(*[Reply(tokens=TOKENS, interval_s=0.05)] * 3)
+        prompt = [{"role": "user", "content": "go"}]
+        streamed = asyncio.create_task(_v1_stream(a, user))
+        whole = asyncio.create_task(
+            a.post(
+                "/v1/chat/completions",
+                json={"model": "openai", "messages": prompt},
+                headers=user.headers,
+            )
+        )
+        cohere = asyncio.create_task(
+            a.post(
+                "/api/cohere/generate",
+                json={"prompt": "go", "model": "openai"},
+                headers=user.headers,
+            )
+        )
+        while fake_provider.generation_count < 3:  # noqa: ASYNC110 - another thread's counter
+            await asyncio.sleep(0.02)
+        await asyncio.sleep(0.3)
+        r = await deleter.request("DELETE", "/auth/me", json=ACCOUNT, headers=user.headers)
+        assert r.status_code == 204, r.text
+        events = await asyncio.wait_for(streamed, 10)
+        answers = await asyncio.wait_for(asyncio.gather(whole, cohere), 10)
+    assert events[-1]["error"]["message"] == ACCOUNT_DELETED
+    assert DONE not in events
+    texts = [e["choices"][0]["delta"].get("content", "") for e in events if "choices" in e]
+    assert 0 < len("".join(texts)) < len(FULL_TEXT)
+    for answer in answers:
+        assert answer.status_code == 404, answer.text
+        assert answer.json()["detail"] == ACCOUNT_DELETED
+
+
 async def test_storing_a_reply_whose_row_is_gone_does_not_fail_the_others(
     container: Container,
 ) -> None:
@@ -244,3 +361,46 @@ async def test_storing_a_reply_whose_row_is_gone_does_not_fail_the_others(
     stored = await container.generation.stored_message(user.id, kept.id)
     assert stored is not None
     assert (stored.content, stored.status) == ("kept", "complete")
+
+
+@pytest.mark.parametrize("how", ["abandon", "stop"])
+async def test_a_reply_interrupted_before_its_task_starts_still_ends(
+    container: Container, how: str
+) -> None:
+    """A delete (or a stop) can reach a reply between the creation of its task and the task's
+    first step. A task cancelled then never runs its body: the reply would never end, its
+    followers would wait forever and the user's slot would be lost (seen by racing
+    ``POST /chat/stream`` against ``DELETE /sessions/{id}``)."""
+    generation = container.generation
+    async with unit_of_work(container.database.writer) as db:
+        user = User(email=unique_email("race"), password_hash="not-a-login")
+        db.add(user)
+        session = await container.chats.create_session(db, user.id, "race")
+    reply, _ = await generation.start_stored_reply(
+        user.id, session.id, "hi", generation.registry.default
+    )
+    assert not reply.started  # nothing has yielded to the loop since the task was made
+    if how == "abandon":
+        await generation.hub.abandon([reply.message_id], "gone")
+    else:
+        assert await generation.hub.request_stop(reply.message_id, user.id)
+    assert reply.task is not None
+    await asyncio.wait_for(asyncio.shield(reply.task), 10)
+    assert reply.final is not None
+    if how == "abandon":
+        assert (reply.final.status, reply.final.error, reply.final.code) == (
+            "error",
+            "gone",
+            "deleted",
+        )
+    else:
+        assert reply.final.status == "stopped"
+        stored = await generation.stored_message(user.id, reply.message_id)
+        assert stored is not None
+        assert stored.status == "stopped"
+    # Every one of the user's slots is free again.
+    limit = container.settings.max_concurrent_generations
+    for _ in range(limit):
+        await generation.limiter.acquire(user.id)
+    for _ in range(limit):
+        await generation.limiter.release(user.id)

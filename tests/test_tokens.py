@@ -106,6 +106,16 @@ async def test_token_missing_claim_rejected(
     assert await _me_status(client, jwt.encode(claims, TEST_SECRET, algorithm="HS256")) == 401
 
 
+@pytest.mark.parametrize("exp", ["4102444800", None, [4102444800], True])
+async def test_token_with_a_malformed_claim_type_rejected(
+    client: httpx.AsyncClient, alice: TestUser, exp: object
+) -> None:
+    """Signed with the right key, but ``exp`` is not a number: 401, never a 500."""
+    claims = _claims(alice.access_token)
+    claims["exp"] = exp
+    assert await _me_status(client, jwt.encode(claims, TEST_SECRET, algorithm="HS256")) == 401
+
+
 async def test_refresh_rotation(client: httpx.AsyncClient, alice: TestUser) -> None:
     first = (await client.post("/auth/refresh", json={"refresh_token": alice.refresh_token})).json()
     second = (

@@ -134,7 +134,7 @@ def build_container(
         generation=generation,
         api_keys=ApiKeyService(),
         documents=documents,
-        accounts=AccountService(auth, chats, documents),
+        accounts=AccountService(auth, chats, documents, hub),
         retriever=retriever,
         vector_index=vector_index,
     )

@@ -24,10 +24,11 @@ def _has_nul(value: Any) -> bool:
 
 
 class RequestModel(BaseModel):
-    """Request bodies: unknown keys are ignored; no string may hold a NUL character (PostgreSQL
-    cannot store one, and no legitimate text needs it)."""
+    """Request bodies: an unknown key is refused (422 naming it), never silently dropped (a
+    misspelt ``new_password`` must not answer 200 with the password unchanged); no string may
+    hold a NUL character (PostgreSQL cannot store one, and no legitimate text needs it)."""
 
-    model_config = ConfigDict(extra="ignore")
+    model_config = ConfigDict(extra="forbid")
 
     @model_validator(mode="after")
     def _reject_nul(self) -> Self:

@@ -8,6 +8,8 @@ Pinecone namespace, and the replies still being generated for them, which stop a
 
 from __future__ import annotations
 
+from functools import partial
+
 from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -16,16 +18,21 @@ from omnichat.auth.models import RefreshToken, TokenFamily, User
 from omnichat.auth.service import AuthService
 from omnichat.chats.models import ChatSession, Message
 from omnichat.chats.service import ChatService
+from omnichat.db.unit_of_work import after_commit
 from omnichat.documents.service import DocumentService
+from omnichat.generation.hub import StreamHub
 
 ACCOUNT_DELETED = "The account was deleted while the reply was being generated"
 
 
 class AccountService:
-    def __init__(self, auth: AuthService, chats: ChatService, documents: DocumentService) -> None:
+    def __init__(
+        self, auth: AuthService, chats: ChatService, documents: DocumentService, hub: StreamHub
+    ) -> None:
         self._auth = auth
         self._chats = chats
         self._documents = documents
+        self._hub = hub
 
     async def delete_account(self, db: AsyncSession, user: User, current_password: str) -> None:
         """Requires the current password (400 otherwise). ``db`` must not have begun its
@@ -40,3 +47,6 @@ class AccountService:
         await db.execute(delete(RefreshToken).where(RefreshToken.family_id.in_(families)))
         await db.execute(delete(TokenFamily).where(TokenFamily.user_id == user.id))
         await db.execute(delete(User).where(User.id == user.id))
+        # Replies made inside requests (``/v1``, ...) have no rows the deletes above could
+        # find: they are ended by user.
+        after_commit(db, partial(self._hub.abandon_user, user.id, ACCOUNT_DELETED))

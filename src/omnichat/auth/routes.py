@@ -28,7 +28,7 @@ from omnichat.auth.schemas import (
     TokenResponse,
     UserOut,
 )
-from omnichat.auth.service import AuthService, ProfileChanges, TokenPair
+from omnichat.auth.service import AccountChanges, AuthService, TokenPair
 from omnichat.deps import (
     AccountsDep,
     AuthServiceDep,
@@ -48,10 +48,11 @@ REGISTER_ERRORS = error_responses(400, 413, 422)
 LOGIN_ERRORS = error_responses(401, 413, 422, 429)
 # The form login: 400 for a malformed form body too.
 TOKEN_ERRORS = error_responses(400, 401, 413, 422, 429)
-# 400: a password or email change without the right current password, or an email taken.
-PROFILE_ERRORS = error_responses(400, 401, 413, 422)
-# 400: without the right current password.
-DELETE_ACCOUNT_ERRORS = error_responses(400, 401, 413, 422)
+# 400: a password or email change without the right current password, or an email taken;
+# 429: too many wrong passwords for the account (they count as failed logins).
+PROFILE_ERRORS = error_responses(400, 401, 413, 422, 429)
+# 400: without the right current password; 429 as above.
+DELETE_ACCOUNT_ERRORS = error_responses(400, 401, 413, 422, 429)
 
 
 async def _register(db: AsyncSession, auth: AuthService, body: RegisterRequest) -> User:
@@ -187,17 +188,16 @@ async def oauth_update_me(
     """Profile fields. ``email`` (with ``current_password``) changes the address (unique,
     case-insensitive) and ends every other login; ``password`` (with ``current_password``)
     changes the password and ends every login, this one included. All or nothing."""
-    user = caller.user
-    changes = ProfileChanges(
-        username=body.username, first_name=body.first_name, last_name=body.last_name
+    changes = AccountChanges(
+        username=body.username,
+        first_name=body.first_name,
+        last_name=body.last_name,
+        email=body.email,
+        password=body.password,
     )
-    updated = await auth.update_profile(db, user.id, changes)
-    if body.email is not None:
-        updated = await auth.change_email(
-            db, user, body.email, body.current_password, keep_family_id=caller.family_id
-        )
-    if body.password is not None:
-        updated = await auth.change_password(db, user.id, body.current_password, body.password)
+    updated = await auth.update_account(
+        db, caller.user, changes, body.current_password, keep_family_id=caller.family_id
+    )
     return UserOut.of(updated)
 
 

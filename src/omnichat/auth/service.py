@@ -40,10 +40,14 @@ class TokenPair:
 
 
 @dataclass(frozen=True)
-class ProfileChanges:
+class AccountChanges:
+    """What ``PUT /users/me/`` may change; None leaves a field as it is."""
+
     username: str | None = None
     first_name: str | None = None
     last_name: str | None = None
+    email: str | None = None
+    password: str | None = None
 
 
 def normalize_email(email: str) -> str:
@@ -120,14 +124,10 @@ class AuthService:
         """The user for these credentials, or None; the same work is done for unknown emails.
         After too many failures for one email, 429 until the window moves on."""
         email = normalize_email(email)
-        if self._failed_logins is not None:
-            wait_s = await self._failed_logins.wait_time(email)
-            if wait_s is not None:
-                raise TooManyRequests.after(wait_s, "Too many failed logins for this account")
+        await self._check_failed_logins(email)
         user = await self._find_by_email(db, email)
         if not await verify_password(user.password_hash if user else None, password):
-            if self._failed_logins is not None:
-                await self._failed_logins.hit(email)
+            await self._count_failed_login(email)
             return None
         return user
 
@@ -139,58 +139,59 @@ class AuthService:
                 .values(password_hash=await hash_password(password))
             )
 
-    async def update_profile(self, db: AsyncSession, user_id: str, changes: ProfileChanges) -> User:
-        user = await self._get_user(db, user_id)
-        for field in ("username", "first_name", "last_name"):
-            value = getattr(changes, field)
-            if value is not None:
-                setattr(user, field, value)
-        await db.flush()
-        return user
-
-    async def change_password(
-        self, db: AsyncSession, user_id: str, current_password: str | None, new_password: str
-    ) -> User:
-        """Requires the current password; ends every login of the user (all tokens stop working)."""
-        user = await self._get_user(db, user_id)
-        await self.verify_current_password(user, current_password, "change the password")
-        check_password_policy(new_password, email=user.email)
-        user.password_hash = await hash_password(new_password)
-        user.token_version += 1
-        await self._revoke_all_families(db, user.id, reason="password_change")
-        await db.flush()
-        return user
-
-    async def change_email(
+    async def update_account(
         self,
         db: AsyncSession,
         user: User,
-        new_email: str,
+        changes: AccountChanges,
         current_password: str | None,
         *,
         keep_family_id: str | None,
     ) -> User:
-        """Requires the current password; the address stays unique case-insensitively (400 if
-        taken). Ends every other login of the user (``keep_family_id``: the caller's own, None
-        for an API key: then every login ends)."""
-        await self.verify_current_password(user, current_password, "change the email")
-        email = normalize_email(new_email)
-        if email == user.email:
-            return user
-        if await self._find_by_email(db, email) is not None:
-            raise BadRequest(EMAIL_TAKEN)
-        changed = await self._get_user(db, user.id)
-        changed.email = email
-        try:
-            async with db.begin_nested():
-                await db.flush()
-        except IntegrityError as exc:  # a concurrent registration or change won the race
-            raise BadRequest(EMAIL_TAKEN) from exc
-        others = TokenFamily.user_id == user.id
-        if keep_family_id is not None:
-            others = and_(others, TokenFamily.id != keep_family_id)
-        await self._revoke_families(db, others, reason="email_change")
-        return changed
+        """Applies ``changes`` all together or not at all. A new ``email`` or ``password``
+        needs ``current_password`` (400 without it or when wrong; wrong ones count as failed
+        logins). A new email stays unique case-insensitively (400 if taken) and ends every
+        other login (``keep_family_id``: the caller's own; None for an API key, then every
+        login ends); a new password ends every login. The argon2 work (checking the current
+        password, hashing the new one) is done before ``db`` runs its first statement: on
+        SQLite that transaction holds the only write connection."""
+        email = normalize_email(changes.email) if changes.email is not None else None
+        if email is not None or changes.password is not None:
+            what = " and ".join(
+                name
+                for name, value in (("email", email), ("password", changes.password))
+                if value is not None
+            )
+            await self.verify_current_password(user, current_password, f"change the {what}")
+        new_hash = None
+        if changes.password is not None:
+            check_password_policy(changes.password, email=email or user.email)
+            new_hash = await hash_password(changes.password)
+
+        row = await self._get_user(db, user.id)
+        for field in ("username", "first_name", "last_name"):
+            value = getattr(changes, field)
+            if value is not None:
+                setattr(row, field, value)
+        if email is not None and email != row.email:
+            if await self._find_by_email(db, email) is not None:
+                raise BadRequest(EMAIL_TAKEN)
+            row.email = email
+            try:
+                async with db.begin_nested():
+                    await db.flush()
+            except IntegrityError as exc:  # a concurrent registration or change won the race
+                raise BadRequest(EMAIL_TAKEN) from exc
+            others = TokenFamily.user_id == user.id
+            if keep_family_id is not None:
+                others = and_(others, TokenFamily.id != keep_family_id)
+            await self._revoke_families(db, others, reason="email_change")
+        if new_hash is not None:
+            row.password_hash = new_hash
+            row.token_version += 1
+            await self._revoke_all_families(db, user.id, reason="password_change")
+        await db.flush()
+        return row
 
     async def verify_current_password(
         self, user: User, current_password: str | None, purpose: str
@@ -199,8 +200,23 @@ class AuthService:
         account", for the message)."""
         if current_password is None:
             raise BadRequest(f"current_password is required to {purpose}")
+        # The same brake as logins: a stolen token or API key must not turn this into an
+        # unthrottled password oracle.
+        await self._check_failed_logins(user.email)
         if not await verify_password(user.password_hash, current_password):
+            await self._count_failed_login(user.email)
             raise BadRequest("Current password is incorrect")
+
+    async def _check_failed_logins(self, email: str) -> None:
+        """429 while ``email`` has had too many failed password checks."""
+        if self._failed_logins is not None:
+            wait_s = await self._failed_logins.wait_time(email)
+            if wait_s is not None:
+                raise TooManyRequests.after(wait_s, "Too many failed logins for this account")
+
+    async def _count_failed_login(self, email: str) -> None:
+        if self._failed_logins is not None:
+            await self._failed_logins.hit(email)
 
     # -- tokens -------------------------------------------------------------------------------
 

@@ -87,6 +87,8 @@ class AccessTokenCodec:
         sub, fam, ver, jti = claims["sub"], claims["fam"], claims["ver"], claims["jti"]
         if not all(isinstance(v, str) for v in (sub, fam, jti)) or not isinstance(ver, int):
             raise Unauthorized()
+        if isinstance(claims["exp"], bool) or not isinstance(claims["exp"], int | float):
+            raise Unauthorized()  # PyJWT lets a numeric string through
         return AccessClaims(
             user_id=sub,
             family_id=fam,

@@ -9,6 +9,7 @@ does not help with that upgrade.
 
 from __future__ import annotations
 
+import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -32,7 +33,29 @@ INLINE_WRITER_BUSY_TIMEOUT_MS = 250
 _IMMEDIATE = "omnichat_begin_immediate"
 
 
-class InlineSQLiteConnection(aiosqlite.Connection):
+def as_sqlite3_error(error: sqlean.Error) -> sqlite3.Error:
+    """``sqlean``'s exception as the stdlib ``sqlite3`` class of the same name: SQLAlchemy's
+    aiosqlite dialect recognises (and wraps, e.g. as ``sqlalchemy.exc.IntegrityError``) only
+    the latter; unwrapped, a constraint failure or a locked database became a 500."""
+    translated_class = getattr(sqlite3, type(error).__name__, sqlite3.DatabaseError)
+    translated: sqlite3.Error = translated_class(*error.args)
+    for attribute in ("sqlite_errorcode", "sqlite_errorname"):
+        if hasattr(error, attribute):
+            setattr(translated, attribute, getattr(error, attribute))
+    return translated
+
+
+class SQLiteConnection(aiosqlite.Connection):
+    """An aiosqlite connection to a ``sqlean`` database, its errors in ``sqlite3``'s classes."""
+
+    async def _execute(self, fn: Any, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return await super()._execute(fn, *args, **kwargs)  # type: ignore[no-untyped-call]
+        except sqlean.Error as error:
+            raise as_sqlite3_error(error) from error
+
+
+class InlineSQLiteConnection(SQLiteConnection):
     """An aiosqlite connection whose statements run on the event loop's own thread.
 
     SQLite answers this app's statements in microseconds, while each aiosqlite thread hop costs
@@ -46,7 +69,10 @@ class InlineSQLiteConnection(aiosqlite.Connection):
     async def _execute(self, fn: Any, *args: Any, **kwargs: Any) -> Any:
         if not self._running or not self._connection:
             raise ValueError("Connection closed")
-        return fn(*args, **kwargs)
+        try:
+            return fn(*args, **kwargs)
+        except sqlean.Error as error:
+            raise as_sqlite3_error(error) from error
 
 
 class InlineAsyncSession(AsyncSession):
@@ -85,7 +111,7 @@ def _sqlite_engine(
         connection.enable_load_extension(False)
         return connection
 
-    connection_class = InlineSQLiteConnection if inline else aiosqlite.Connection
+    connection_class = InlineSQLiteConnection if inline else SQLiteConnection
 
     async def async_creator() -> aiosqlite.Connection:
         return await connection_class(connect, iter_chunk_size=64)

@@ -35,10 +35,22 @@ from omnichat.rag.types import ChunkDraft, ExtractedDocument, VectorRecord
 logger = logging.getLogger("omnichat.documents")
 MAX_ATTEMPTS = 3
 INTERNAL_FAILURE = "Internal error while indexing the document"
+DELETED_WHILE_INDEXING = "The document was deleted while it was being indexed"
 
 
 class _DocumentGone(Exception):
     """Deleted while it was being indexed: nothing left to do."""
+
+
+@dataclass(eq=False)
+class _Job:
+    """One document's indexing task. ``started``: its first step has run (a task cancelled
+    before that never runs its body); ``deleted``: the document is being deleted, and the task
+    ends with ``NotFound`` (a result, never a cancelled task a waiting upload would trip on)."""
+
+    task: asyncio.Task[AppError | None] | None = None
+    started: bool = False
+    deleted: bool = False
 
 
 @dataclass(frozen=True)
@@ -76,27 +88,33 @@ class Ingestor:
         self._index = index
         self._scratch_dir = scratch_dir
         self._slots = asyncio.Semaphore(max_concurrent)
-        self._tasks: dict[str, asyncio.Task[AppError | None]] = {}
+        self._jobs: dict[str, _Job] = {}
 
     def start(
         self, claim: Claim, extracted: ExtractedDocument | None = None
     ) -> asyncio.Task[AppError | None]:
         """Index in the background; ``extracted`` saves parsing the original again. The task's
-        result is the error to show a client waiting for the outcome, None when it is ready."""
-        task = asyncio.create_task(self._run(claim, extracted))
-        self._tasks[claim.document_id] = task
-        task.add_done_callback(lambda _: self._tasks.pop(claim.document_id, None))
+        result is the error to show a client waiting for the outcome, None when it is ready;
+        it is cancelled only by a shutdown (the document then resumes at the next start)."""
+        job = _Job()
+        task = job.task = asyncio.create_task(self._run(claim, extracted, job))
+        self._jobs[claim.document_id] = job
+        task.add_done_callback(lambda _: self._jobs.pop(claim.document_id, None))
         return task
 
     async def cancel(self, document_id: str) -> None:
-        task = self._tasks.get(document_id)
-        if task is not None:
-            task.cancel()
-            await asyncio.gather(task, return_exceptions=True)
+        """The document is being deleted: its indexing stops now (returns once it has)."""
+        job = self._jobs.get(document_id)
+        if job is None or job.task is None:
+            return
+        job.deleted = True
+        if job.started:
+            job.task.cancel()
+        await asyncio.wait([job.task])
 
     async def shutdown(self) -> None:
         """Stop indexing; those documents stay ``processing`` and resume at the next start."""
-        tasks = list(self._tasks.values())
+        tasks = [job.task for job in self._jobs.values() if job.task is not None]
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
@@ -113,7 +131,7 @@ class Ingestor:
             ).all()
         resumed = 0
         for document_id, user_id, attempts in rows:
-            if document_id in self._tasks:
+            if document_id in self._jobs:
                 continue
             claim = await self._claim(document_id, user_id, attempts)
             if claim is None:
@@ -135,29 +153,44 @@ class Ingestor:
             return None  # someone else claimed it, or it finished or was deleted meanwhile
         return Claim(document_id, user_id, seen_attempts + 1)
 
-    async def _run(self, claim: Claim, extracted: ExtractedDocument | None) -> AppError | None:
-        async with self._slots:
-            try:
-                self._index.check_usable()
-                if extracted is None:
-                    extracted = await self._extract_original(claim)
-                drafts = await asyncio.to_thread(self.chunker.chunk, extracted)
-                if not drafts:
-                    raise InvalidInput("The document has no text to index")
-                vectors = await self._index.embedder.embed_documents([d.text for d in drafts])
-                await self._commit(claim, extracted.page_count, drafts, vectors)
-                return None
-            except _DocumentGone:
-                return NotFound("The document was deleted while it was being indexed")
-            except AppError as error:
-                failure = error
-            except ProviderError as error:
-                failure = BadGateway(f"Embedding failed: {error.client_message}")
-            except Exception:
-                logger.exception("indexing failed", extra={"document_id": claim.document_id})
-                failure = ServiceUnavailable(INTERNAL_FAILURE)
-            await self._fail(claim, failure.detail)
-            return failure
+    async def _run(
+        self, claim: Claim, extracted: ExtractedDocument | None, job: _Job
+    ) -> AppError | None:
+        job.started = True
+        try:
+            if job.deleted:
+                return NotFound(DELETED_WHILE_INDEXING)
+            async with self._slots:
+                return await self._index_document(claim, extracted)
+        except asyncio.CancelledError:
+            if job.deleted:
+                return NotFound(DELETED_WHILE_INDEXING)
+            raise  # shutting down
+
+    async def _index_document(
+        self, claim: Claim, extracted: ExtractedDocument | None
+    ) -> AppError | None:
+        try:
+            self._index.check_usable()
+            if extracted is None:
+                extracted = await self._extract_original(claim)
+            drafts = await asyncio.to_thread(self.chunker.chunk, extracted)
+            if not drafts:
+                raise InvalidInput("The document has no text to index")
+            vectors = await self._index.embedder.embed_documents([d.text for d in drafts])
+            await self._commit(claim, extracted.page_count, drafts, vectors)
+            return None
+        except _DocumentGone:
+            return NotFound(DELETED_WHILE_INDEXING)
+        except AppError as error:
+            failure = error
+        except ProviderError as error:
+            failure = BadGateway(f"Embedding failed: {error.client_message}")
+        except Exception:
+            logger.exception("indexing failed", extra={"document_id": claim.document_id})
+            failure = ServiceUnavailable(INTERNAL_FAILURE)
+        await self._fail(claim, failure.detail)
+        return failure
 
     async def _extract_original(self, claim: Claim) -> ExtractedDocument:
         async with self._database.reader() as db:

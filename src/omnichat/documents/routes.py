@@ -12,7 +12,7 @@ from fastapi.responses import StreamingResponse
 
 from omnichat.deps import CurrentUser, DocumentsDep, PageDep
 from omnichat.documents.schemas import DocumentOut
-from omnichat.errors import error_responses
+from omnichat.errors import NotFound, error_responses
 
 router = APIRouter(tags=["documents"])
 
@@ -50,8 +50,17 @@ async def upload_document(
     if background:
         response.status_code = status.HTTP_202_ACCEPTED
         return DocumentOut.of(document)
-    # Shielded: a client that goes away does not stop the indexing.
-    failure = await asyncio.shield(indexing)
+    # Waited for, not awaited: a client that goes away does not stop the indexing, which a
+    # delete of the document (or of the account) or a shutdown may cancel meanwhile.
+    await asyncio.wait([indexing])
+    if indexing.cancelled():
+        # Deleted meanwhile (404), or the server is stopping: then it resumes at the next start.
+        state = await documents.get_document(user.id, document.id)
+        response.status_code = status.HTTP_202_ACCEPTED
+        return DocumentOut.of(state)
+    failure = indexing.result()
+    if isinstance(failure, NotFound):  # deleted meanwhile (or its account)
+        raise failure
     if failure is not None:
         # Nothing half-made is left behind for a client that waited for the outcome.
         await documents.delete_document(user.id, document.id)

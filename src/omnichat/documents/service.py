@@ -188,13 +188,18 @@ class DocumentService:
         document = await self.get_document(user_id, document_id)
         await self.ingestor.cancel(document_id)
         async with unit_of_work(self._database.writer) as db:
-            owned = await _owned(db, user_id, document_id)
             chunk_ids = list(
                 await db.scalars(select(Chunk.id).where(Chunk.document_id == document_id))
             )
             await self._index.store.delete(db, user_id, chunk_ids)
             await db.execute(delete(Chunk).where(Chunk.document_id == document_id))
-            await db.delete(owned)
+            # A statement, not the ORM's delete of a loaded row: of two concurrent deletes the
+            # second matches nothing, a 404 (the ORM raised StaleDataError, a 500).
+            deleted = await db.execute(
+                delete(Document).where(Document.id == document_id, Document.user_id == user_id)
+            )
+            if deleted.rowcount != 1:  # type: ignore[attr-defined]
+                raise NotFound(DOCUMENT_NOT_FOUND)
         try:
             await self._blobs.delete(document.blob_key)
         except Exception:

@@ -55,6 +55,9 @@ class LiveReply:
     abandoned: str | None = None
     # Set once the provider call is over and the reply is being stored: too late to stop.
     storing: bool = False
+    # Set by the producing task as it starts. A task cancelled before its first step never runs
+    # its body, nor its ``finally``: one not started yet is not cancelled, it reads the flags.
+    started: bool = False
     finished_at: float | None = None
     _waiters: list[asyncio.Future[None]] = field(default_factory=list)
     task: asyncio.Task[None] | None = None
@@ -63,6 +66,13 @@ class LiveReply:
 
     def text(self) -> str:
         return "".join(self.deltas)
+
+    def interrupt(self) -> None:
+        """Stops the producing task once ``stop_requested`` or ``abandoned`` is set: cancels it
+        if it is running; one not started yet sees the flag when it starts; one being stored
+        finishes storing."""
+        if self.task is not None and self.started and not self.storing:
+            self.task.cancel()
 
     def append(self, delta: str) -> None:
         self.deltas.append(delta)
@@ -136,6 +146,26 @@ def _resolve(waiter: asyncio.Future[None]) -> None:
 FollowItem = list[str] | ReplyFinal | None  # None: nothing new within the keep-alive interval
 
 
+@dataclass(eq=False)
+class RequestReply:
+    """A reply generated inside its own request, never stored (``/v1``, ``/api/cohere/generate``,
+    ``/inference/query`` without a session). When its account is deleted, ``abandoned`` says
+    why and the request's task is cancelled; the request then answers with that reason."""
+
+    user_id: str
+    task: asyncio.Task[Any]
+    abandoned: str | None = None
+
+    def take_back_cancel(self) -> bool:
+        """Called on a ``CancelledError`` in the request: True when it was the abandon, which
+        is then taken back so the request can still answer; False for any other cancellation
+        (the client went away, shutdown), which must propagate."""
+        if self.abandoned is None:
+            return False
+        self.task.uncancel()
+        return True
+
+
 @dataclass(frozen=True)
 class RemoteReply:
     """A reply another worker is producing (known through Redis)."""
@@ -168,6 +198,17 @@ class StreamHub(Protocol):
         answer 404. Returns once the replies running here have ended and freed their slots."""
         ...
 
+    async def abandon_user(self, user_id: str, reason: str) -> None:
+        """The user's account was deleted: every reply of theirs, stored or in a request, on
+        every worker, ends now with ``reason``."""
+        ...
+
+    def begin_request_reply(self, user_id: str) -> RequestReply:
+        """Registers the current task as generating a ``RequestReply`` for the user."""
+        ...
+
+    def end_request_reply(self, reply: RequestReply) -> None: ...
+
     async def start(self) -> None: ...
 
     async def shutdown(self, grace_s: float) -> None: ...
@@ -180,6 +221,7 @@ class InProcessHub:
         self._finished: deque[LiveReply] = deque()
         # Replies abandoned by id: (when, why), oldest first.
         self._abandoned: dict[str, tuple[float, str]] = {}
+        self._in_requests: dict[str, set[RequestReply]] = {}
 
     def register(self, reply: LiveReply) -> None:
         self._evict_finished()
@@ -232,8 +274,7 @@ class InProcessHub:
         if reply is None or reply.final is not None or reply.storing:
             return False
         reply.stop_requested = True
-        if reply.task is not None:
-            reply.task.cancel()
+        reply.interrupt()
         return True
 
     async def abandon(self, message_ids: Sequence[str], reason: str) -> None:
@@ -246,12 +287,32 @@ class InProcessHub:
             if reply is None or reply.final is not None:
                 continue
             reply.abandoned = reason
+            reply.interrupt()
             if reply.task is not None:
-                if not reply.storing:
-                    reply.task.cancel()
                 stopping.append(reply.task)
         if stopping:
             await asyncio.wait(stopping, timeout=ABANDON_WAIT_S)
+
+    async def abandon_user(self, user_id: str, reason: str) -> None:
+        for in_request in list(self._in_requests.get(user_id, ())):
+            in_request.abandoned = reason
+            in_request.task.cancel()
+        stored = [key for key, reply in self._replies.items() if reply.user_id == user_id]
+        await self.abandon(stored, reason)
+
+    def begin_request_reply(self, user_id: str) -> RequestReply:
+        task = asyncio.current_task()
+        assert task is not None, "a request reply runs in its request's task"
+        reply = RequestReply(user_id, task)
+        self._in_requests.setdefault(user_id, set()).add(reply)
+        return reply
+
+    def end_request_reply(self, reply: RequestReply) -> None:
+        replies = self._in_requests.get(reply.user_id)
+        if replies is not None:
+            replies.discard(reply)
+            if not replies:
+                del self._in_requests[reply.user_id]
 
     async def shutdown(self, grace_s: float) -> None:
         """Let running replies finish for ``grace_s``, then stop them; they store what they have."""

@@ -29,12 +29,14 @@ from omnichat.generation.hub import (
     RemoteReply,
     Reply,
     ReplyFinal,
+    RequestReply,
 )
 from omnichat.llm.types import Usage
 
 logger = logging.getLogger("omnichat.generation.redis")
 STOP_CHANNEL = "omnichat:stop"
-# Replies whose rows were deleted: [[message_id, ...], reason], to whichever worker runs them.
+# Replies to end at once, on whichever worker runs them: {"reason": ..., and "messages":
+# [message_id, ...] (their rows were deleted) or "user": user_id (the account was deleted)}.
 ABANDON_CHANNEL = "omnichat:abandon"
 ABANDON_POLL_S = 0.05
 # Kept after the reply ends for late re-attaches (the database has it for good).
@@ -144,11 +146,35 @@ class RedisHub:
                 for message_id in message_ids:
                     pipe.hset(_meta_key(message_id), "deleted", "1")
                     pipe.expire(_meta_key(message_id), REPLY_TTL_S)
-                pipe.publish(ABANDON_CHANNEL, json.dumps([list(message_ids), reason]))
+                pipe.publish(
+                    ABANDON_CHANNEL, json.dumps({"messages": list(message_ids), "reason": reason})
+                )
                 await pipe.execute()
             await self._wait_done(message_ids)
         except RedisError as exc:
             raise ServiceUnavailable("Live replies are unavailable (Redis)") from exc
+
+    async def abandon_user(self, user_id: str, reason: str) -> None:
+        await self._local.abandon_user(user_id, reason)
+        try:
+            await self._redis.publish(
+                ABANDON_CHANNEL, json.dumps({"user": user_id, "reason": reason})
+            )
+        except RedisError as exc:
+            raise ServiceUnavailable("Live replies are unavailable (Redis)") from exc
+
+    def begin_request_reply(self, user_id: str) -> RequestReply:
+        return self._local.begin_request_reply(user_id)
+
+    def end_request_reply(self, reply: RequestReply) -> None:
+        self._local.end_request_reply(reply)
+
+    async def _abandon_here(self, order: dict[str, Any]) -> None:
+        """Another worker's abandon order, for the replies of this one."""
+        if "user" in order:
+            await self._local.abandon_user(str(order["user"]), str(order["reason"]))
+        else:
+            await self._local.abandon(list(order["messages"]), str(order["reason"]))
 
     async def _wait_done(self, message_ids: Sequence[str]) -> None:
         """Until each reply another worker was producing has its final entry."""
@@ -226,9 +252,8 @@ class RedisHub:
                     if message.get("type") != "message":
                         continue
                     if message.get("channel") == ABANDON_CHANNEL.encode():
-                        message_ids, reason = json.loads(message["data"])
                         # Not awaited here: the listener must go on reading.
-                        self._spawn(self._local.abandon(message_ids, reason))
+                        self._spawn(self._abandon_here(json.loads(message["data"])))
                         continue
                     message_id, user_id = json.loads(message["data"])
                     await self._local.request_stop(message_id, user_id)

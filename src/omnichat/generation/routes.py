@@ -8,7 +8,7 @@ import contextlib
 from fastapi import APIRouter
 from fastapi.responses import StreamingResponse
 
-from omnichat.chats.models import Role
+from omnichat.chats.models import Message, Role
 from omnichat.deps import CurrentUser, GenerationDep, SettingsDep
 from omnichat.errors import AppError, BadGateway, NotFound, ProviderDeclined, error_responses
 from omnichat.generation.hub import ReplyFinal
@@ -22,7 +22,7 @@ from omnichat.generation.schemas import (
     ModelsResponse,
     StopResponse,
 )
-from omnichat.generation.service import Prompt
+from omnichat.generation.service import GenerationService, Prompt
 from omnichat.generation.sse import EventStreamResponse, reply_events, stored_reply_events
 from omnichat.llm.types import CONTENT_FILTER, Completion, Usage, declined_message
 
@@ -80,12 +80,11 @@ async def reattach(
 ) -> StreamingResponse:
     """Re-attach to a running or finished reply: everything sent so far, then what follows."""
     live = await generation.hub.find(message_id, user.id)
+    # Read after the hub answered: a reply that has just left the hub is stored by then.
+    stored = await _stored_reply(generation, user.id, message_id)
     if live is not None:
         events = reply_events(generation.hub, live, settings.stream_keepalive_s)
     else:
-        stored = await generation.stored_message(user.id, message_id)
-        if stored is None or stored.role != Role.ASSISTANT.value:
-            raise NotFound(REPLY_NOT_FOUND)
         final = ReplyFinal(
             status=stored.status,
             model=stored.model or "",
@@ -104,6 +103,7 @@ async def stop(
     message_id: str, user: CurrentUser, generation: GenerationDep, settings: SettingsDep
 ) -> StopResponse:
     """Stop a running reply; it is stored with what was generated and status ``stopped``."""
+    await _stored_reply(generation, user.id, message_id)
     live = await generation.hub.find(message_id, user.id)
     if live is not None:
         await generation.hub.request_stop(message_id, user.id)
@@ -114,10 +114,18 @@ async def stop(
                 async for item in generation.hub.follow(live, 0, settings.stream_keepalive_s):
                     if isinstance(item, ReplyFinal):
                         return StopResponse(message_id=message_id, status=item.status)
-    stored = await generation.stored_message(user.id, message_id)
+    stored = await _stored_reply(generation, user.id, message_id)
+    return StopResponse(message_id=message_id, status=stored.status)
+
+
+async def _stored_reply(generation: GenerationService, user_id: str, message_id: str) -> Message:
+    """The caller's reply as stored, or 404. The database decides whether a reply exists: a
+    live reply (in this process, or in Redis for another worker) may outlast its deleted row
+    for a while, and must not be served then."""
+    stored = await generation.stored_message(user_id, message_id)
     if stored is None or stored.role != Role.ASSISTANT.value:
         raise NotFound(REPLY_NOT_FOUND)
-    return StopResponse(message_id=message_id, status=stored.status)
+    return stored
 
 
 @router.post("/inference/query", response_model=InferenceQueryResponse, responses=GENERATE_ERRORS)
@@ -138,8 +146,9 @@ async def inference_query(
         user.id, body.session_id, body.query, ref, rag=body.enable_rag
     )
     assert reply.task is not None
-    # Shielded: a client that goes away does not cancel the reply, which is stored regardless.
-    await asyncio.shield(reply.task)
+    # Waited for, not awaited: a client that goes away does not cancel the reply (it is
+    # stored regardless), and however the task ended, ``reply.final`` says how the reply did.
+    await asyncio.wait([reply.task])
     final = reply.final
     assert final is not None
     if final.status == "error":

@@ -14,6 +14,7 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from datetime import timedelta
+from functools import partial
 from typing import Any
 
 from sqlalchemy import literal, select, update
@@ -23,7 +24,8 @@ from omnichat.chats.service import HISTORY_PAGE_ROWS, ChatService, ConversationR
 from omnichat.db.base import utcnow
 from omnichat.db.engine import Database
 from omnichat.db.unit_of_work import unit_of_work
-from omnichat.generation.hub import LiveReply, ReplyFinal, StreamHub
+from omnichat.errors import NotFound
+from omnichat.generation.hub import LiveReply, ReplyFinal, RequestReply, StreamHub
 from omnichat.generation.limits import GenerationLimiter
 from omnichat.generation.store import FinishedReplyWriter
 from omnichat.llm.context import StoredTurn, clean_history, estimate_tokens, fit_to_budget
@@ -99,6 +101,7 @@ class GenerationService:
         self._options = options
         self._grounder = grounder
         self._finished = FinishedReplyWriter(database)
+        self._releases: set[asyncio.Future[None]] = set()
 
     # -- context ------------------------------------------------------------------------------
 
@@ -161,8 +164,9 @@ class GenerationService:
     async def generate(
         self, user_id: str, ref: ModelRef, prompt: Prompt, *, rag: bool = False
     ) -> Generated:
-        """Under the user's rate and concurrency limits (429 when exceeded)."""
-        await self.limiter.acquire(user_id)
+        """Under the user's rate and concurrency limits (429 when exceeded). 404 when the
+        account is deleted meanwhile."""
+        in_request = await self.begin_request_reply(user_id)
         try:
             if rag:
                 prompt = await self.ground(user_id, prompt)
@@ -172,8 +176,23 @@ class GenerationService:
                 self._options.policy,
             )
             return Generated(completion, used, prompt.sources)
+        except asyncio.CancelledError:
+            if not in_request.take_back_cancel():
+                raise
+            raise NotFound(in_request.abandoned) from None
         finally:
-            await self.limiter.release(user_id)
+            await self.end_request_reply(in_request)
+
+    async def begin_request_reply(self, user_id: str) -> RequestReply:
+        """Takes one of the user's concurrency slots (429 when none is free) for a reply made
+        inside the calling request, and registers it so that deleting the account ends it;
+        ``end_request_reply`` gives both back."""
+        await self.limiter.acquire(user_id)
+        return self.hub.begin_request_reply(user_id)
+
+    async def end_request_reply(self, in_request: RequestReply) -> None:
+        self.hub.end_request_reply(in_request)
+        await self.limiter.release(in_request.user_id)
 
     def stream(
         self, ref: ModelRef, prompt: Prompt, request: GenerationRequest | None = None
@@ -244,9 +263,30 @@ class GenerationService:
         )
         self.hub.register(reply)
         reply.task = asyncio.create_task(self._run(reply, self.stream(ref, prompt, request)))
+        reply.task.add_done_callback(partial(self._settle_unfinished, reply))
         return reply, user_message
 
+    def _settle_unfinished(self, reply: LiveReply, task: asyncio.Task[None]) -> None:
+        """A task cancelled before its first step (at shutdown) never ran ``_run``, so nothing
+        ended the reply: end it here, so that no follower waits forever and the user's slot is
+        given back. Its row stays ``streaming`` until the heartbeat marks it interrupted."""
+        if reply.final is not None:
+            return
+        reply.finish(
+            ReplyFinal(
+                "error",
+                reply.model,
+                "error",
+                error=reply.abandoned or INTERRUPTED,
+                code="deleted" if reply.abandoned else None,
+            )
+        )
+        release = asyncio.ensure_future(self.limiter.release(reply.user_id))
+        self._releases.add(release)
+        release.add_done_callback(self._releases.discard)
+
     async def _run(self, reply: LiveReply, stream: ResilientStream) -> None:
+        reply.started = True
         final = await self._produce(reply, stream) if reply.abandoned is None else None
         try:
             if reply.abandoned is None:
@@ -267,6 +307,8 @@ class GenerationService:
 
     async def _produce(self, reply: LiveReply, stream: ResilientStream) -> ReplyFinal:
         """Runs the provider call into ``reply``; how it ended, as the reply is stored."""
+        if reply.stop_requested:  # before the task had started
+            return ReplyFinal("stopped", stream.model.id, "stopped")
         try:
             async with asyncio.timeout(self._options.max_generation_s):
                 end = StreamEnd()

@@ -4,6 +4,7 @@ OpenAI's API is: nothing is stored."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 import uuid
@@ -15,7 +16,8 @@ from fastapi import APIRouter
 from fastapi.responses import JSONResponse, StreamingResponse
 
 from omnichat.deps import CurrentUser, GenerationDep
-from omnichat.errors import BadRequest, error_responses
+from omnichat.errors import BadRequest, NotFound, error_responses
+from omnichat.generation.hub import RequestReply
 from omnichat.generation.service import GenerationService, Prompt
 from omnichat.generation.sse import DONE, EventStreamResponse
 from omnichat.llm.context import StoredTurn
@@ -108,7 +110,7 @@ async def chat_completions(
             }
         )
     # Streamed and not stored: the slot is held for as long as the response streams.
-    await generation.limiter.acquire(user.id)
+    in_request = await generation.begin_request_reply(user.id)
     try:
         if body.rag:
             prompt = await generation.ground(user.id, prompt)
@@ -117,13 +119,18 @@ async def chat_completions(
         # The first event before any byte is sent: provider failures (after retries and
         # fallbacks) become a proper HTTP status instead of a broken stream.
         first = await anext(events)
+    except asyncio.CancelledError:
+        await generation.end_request_reply(in_request)
+        if not in_request.take_back_cancel():
+            raise
+        raise NotFound(in_request.abandoned) from None
     except BaseException:
-        await generation.limiter.release(user.id)
+        await generation.end_request_reply(in_request)
         raise
     include_usage = bool(body.stream_options and body.stream_options.include_usage)
     chunks = _chunk_stream(
         generation,
-        user.id,
+        in_request,
         first,
         events,
         _ChunkMeta(completion_id, created, stream.model.id, include_usage, prompt.sources),
@@ -146,7 +153,7 @@ def _sse(payload: dict[str, Any]) -> bytes:
 
 async def _chunk_stream(
     generation: GenerationService,
-    user_id: str,
+    in_request: RequestReply,
     first: StreamEvent,
     events: AsyncIterator[StreamEvent],
     meta: _ChunkMeta,
@@ -188,5 +195,11 @@ async def _chunk_stream(
         yield _sse(
             {"error": {"message": error.client_message, "type": "provider_error", "code": None}}
         )
+    except asyncio.CancelledError:
+        if not in_request.take_back_cancel():
+            raise  # the client went away, or the server is stopping
+        yield _sse(
+            {"error": {"message": in_request.abandoned, "type": "not_found_error", "code": None}}
+        )
     finally:
-        await generation.limiter.release(user_id)
+        await generation.end_request_reply(in_request)
