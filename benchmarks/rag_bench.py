@@ -58,13 +58,29 @@ import numpy as np
 from fpdf import FPDF
 from sqlalchemy import insert, text
 
+from benchmarks.embedder_bench import (
+    SPECS,
+    MemoryRow,
+    SpeedRow,
+    bench_memory,
+    bench_speed,
+    print_embedders,
+)
+from benchmarks.scifact_bench import (
+    DEFAULT_DIR,
+    SciFactResult,
+    bench_scifact,
+    load_scifact,
+    missing_files,
+    print_scifact,
+)
 from omnichat.auth.models import User
 from omnichat.cli import migrate
 from omnichat.container import Container, build_container
 from omnichat.db.unit_of_work import unit_of_work
 from omnichat.documents.models import Chunk, Document, DocumentStatus
 from omnichat.rag.chunking import Chunker
-from omnichat.rag.embedders.local import LocalMiniLMEmbedder
+from omnichat.rag.embedders.factory import build_embedder
 from omnichat.rag.keyword import keyword_search
 from omnichat.rag.retrieval import RetrievalOptions, Retriever, convex_fusion
 from omnichat.rag.types import VectorRecord
@@ -393,27 +409,31 @@ async def bench_ingest(folder: Path, items: list[Item], pages: int) -> IngestRes
     container = await start_container(settings)
     extractor = container.documents.ingestor.extractor
     chunker = Chunker.from_settings(settings)
-    embedder = LocalMiniLMEmbedder(batch_size=settings.embed_batch_size)
+    embedder = build_embedder(settings)
     try:
         pdf_path = folder / "bench.pdf"
         pdf_path.write_bytes(make_pdf(page_texts(items, pages)))
         warm_path = folder / "warm.pdf"
         warm_path.write_bytes(make_pdf(page_texts(items, 2)))
         # Start both worker processes (spawned: Python and PDFium load in each).
-        await asyncio.gather(extractor.extract(warm_path), extractor.extract(warm_path))
+        await asyncio.gather(
+            extractor.extract(warm_path, None, "a"), extractor.extract(warm_path, None, "b")
+        )
 
         started = time.perf_counter()
-        extracted = await extractor.extract(pdf_path)
+        extracted = await extractor.extract(pdf_path, None, "a")
         pdf_one_s = time.perf_counter() - started
         started = time.perf_counter()
-        await asyncio.gather(extractor.extract(pdf_path), extractor.extract(pdf_path))
+        await asyncio.gather(
+            extractor.extract(pdf_path, None, "a"), extractor.extract(pdf_path, None, "b")
+        )
         pdf_two_s = time.perf_counter() - started
 
         started = time.perf_counter()
         drafts = chunker.chunk(extracted)
         chunk_s = time.perf_counter() - started
 
-        await embedder.warm_up()
+        await embedder.warm_up()  # type: ignore[attr-defined]
         await embedder.embed_documents([draft.text for draft in drafts[:32]])
         started = time.perf_counter()
         await embedder.embed_documents([draft.text for draft in drafts])
@@ -435,7 +455,7 @@ async def bench_ingest(folder: Path, items: list[Item], pages: int) -> IngestRes
             query_embed=latency_row(query_times),
         )
     finally:
-        await embedder.aclose()
+        await embedder.aclose()  # type: ignore[attr-defined]
         await stop_container(container)
 
 
@@ -746,8 +766,16 @@ async def main() -> None:
     )
     parser.add_argument(
         "--parts",
-        default="quality,ingest,latency",
-        help="comma-separated subset of quality, ingest, latency (default: all)",
+        default="quality,ingest,latency,scifact,embedders",
+        help="comma-separated parts (default: all five)",
+    )
+    parser.add_argument(
+        "--scifact", type=Path, default=DEFAULT_DIR, help="BEIR SciFact's folder (test split)"
+    )
+    parser.add_argument(
+        "--embedders",
+        default="local-torch,local",
+        help="embedders the SciFact part runs (comma-separated OMNICHAT_EMBEDDER values)",
     )
     args = parser.parse_args()
     parts = set(args.parts.split(","))
@@ -778,7 +806,30 @@ async def main() -> None:
                 latency["PostgreSQL 16/pgvector (pgserver)"] = await bench_latency(
                     folder / "latency-pg", items, *sizes, database_url=database_url
                 )
+        scifact_results: list[SciFactResult] = []
+        speed: list[SpeedRow] = []
+        memory: list[MemoryRow] = []
+        missing = missing_files(args.scifact)
+        if {"scifact", "embedders"} & parts and missing:
+            print(f"SciFact skipped: {args.scifact} lacks {', '.join(missing)}", file=sys.stderr)
+        scifact = None if missing else load_scifact(args.scifact, 600 if args.quick else None)
+        if "scifact" in parts and scifact is not None:
+            for number, spec in enumerate(args.embedders.split(",")):
+                scifact_results.append(
+                    await bench_scifact(folder / f"scifact-{number}", scifact, spec.strip())
+                )
+        if "embedders" in parts:
+            texts = (
+                list(scifact.corpus.values())[: 150 if args.quick else 600]
+                if scifact is not None
+                else [item.text for item in items[:600]]
+            )
+            speed = await bench_speed(folder / "speed", texts, SPECS)
+            pdf = make_pdf(page_texts(items, 20))
+            memory = await asyncio.to_thread(bench_memory, SPECS, pdf)
     report(quality, ingest, latency, time.perf_counter() - started)
+    print_scifact(scifact_results)
+    print_embedders(speed, memory)
 
 
 if __name__ == "__main__":

@@ -7,6 +7,7 @@ app's real commit path is what gets exercised.
 from __future__ import annotations
 
 import os
+import tempfile
 import threading
 import time
 import uuid
@@ -25,6 +26,13 @@ from omnichat.cli import migrate
 from omnichat.container import Container
 from omnichat.settings import Settings
 from tests.redis_server import RedisServer
+
+# One export of the local embedder to ONNX for the whole run (and later runs: the cache checks
+# itself), not one per test data dir. Subprocess servers inherit it.
+os.environ.setdefault(
+    "OMNICHAT_MODEL_CACHE_DIR",
+    str(Path(tempfile.gettempdir()) / f"omnichat-test-models-{os.getuid()}"),
+)
 
 pytest_plugins = ["tests.fakes.fixtures", "tests.s3_server"]
 

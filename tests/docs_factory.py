@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import io
 import zipfile
+import zlib
 from datetime import UTC, datetime
 from pathlib import Path
 
 import docx
 import pypdfium2 as pdfium
 from fpdf import FPDF
-from PIL import Image
+from PIL import Image, ImageDraw, ImageFont
 
 # A fixed creation date: the same pages make the same bytes (fpdf2 stamps the current time).
 CREATED = datetime(2026, 1, 1, tzinfo=UTC)
@@ -39,6 +40,31 @@ def make_image_only_pdf(page_count: int = 2) -> bytes:
     for _ in range(page_count):
         pdf.add_page()
         pdf.image(Image.new("RGB", (200, 280), "white"), x=10, y=10, w=100)
+    return bytes(pdf.output())
+
+
+def text_image(lines: list[str], size: tuple[int, int] = (1400, 600)) -> Image.Image:
+    """A picture of printed lines, as a scanner would see them: black on white, a clear font."""
+    image = Image.new("RGB", size, "white")
+    draw = ImageDraw.Draw(image)
+    font = ImageFont.load_default(size=44)
+    for number, line in enumerate(lines):
+        draw.text((40, 40 + number * 70), line, fill="black", font=font)
+    return image
+
+
+def make_scanned_pdf(pages: list[tuple[str, list[str]]]) -> bytes:
+    """Pages of three sorts: ``("scan", lines)`` a picture of those lines and no text layer,
+    ``("text", lines)`` ordinary text, ``("blank", [])`` a picture of nothing."""
+    pdf = _fpdf()
+    pdf.set_font("Helvetica", size=12)
+    for sort, lines in pages:
+        pdf.add_page()
+        if sort == "text":
+            pdf.multi_cell(0, 8, "\n".join(lines))
+        else:
+            picture = text_image(lines) if sort == "scan" else Image.new("RGB", (700, 300), "white")
+            pdf.image(picture, x=10, y=10, w=190)
     return bytes(pdf.output())
 
 
@@ -150,3 +176,54 @@ def _save(document: docx.document.Document) -> bytes:
     buffer = io.BytesIO()
     document.save(buffer)
     return buffer.getvalue()
+
+
+def make_shared_stream_pdf(pages: int = 250, operations: int = 60_000) -> bytes:
+    """A small PDF whose every page draws the same content stream of ``operations`` text
+    operators: a few dozen KB that cost a reader the stream ``pages`` times over."""
+    content = b"BT /F1 1 Tf " + b"(x) Tj 0.01 0 Td " * operations + b"ET"
+    stream = zlib.compress(content, 9)
+    kids = " ".join(f"{5 + n} 0 R" for n in range(pages)).encode()
+    objects = [
+        b"<< /Type /Catalog /Pages 2 0 R >>",
+        b"<< /Type /Pages /Kids [" + kids + b"] /Count " + str(pages).encode() + b" >>",
+        b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>",
+        b"<< /Length "
+        + str(len(stream)).encode()
+        + b" /Filter /FlateDecode >>\nstream\n"
+        + stream
+        + b"\nendstream",
+    ]
+    page = (
+        b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] "
+        b"/Resources << /Font << /F1 3 0 R >> >> /Contents 4 0 R >>"
+    )
+    objects += [page] * pages
+    out = io.BytesIO()
+    out.write(b"%PDF-1.7\n")
+    offsets = []
+    for number, body in enumerate(objects, start=1):
+        offsets.append(out.tell())
+        out.write(f"{number} 0 obj\n".encode() + body + b"\nendobj\n")
+    xref = out.tell()
+    out.write(f"xref\n0 {len(objects) + 1}\n0000000000 65535 f \n".encode())
+    for offset in offsets:
+        out.write(f"{offset:010d} 00000 n \n".encode())
+    out.write(
+        f"trailer\n<< /Size {len(objects) + 1} /Root 1 0 R >>\nstartxref\n{xref}\n%%EOF\n".encode()
+    )
+    return out.getvalue()
+
+
+def make_heavy_docx(path: Path, paragraphs: int = 400_000) -> None:
+    """A DOCX of ~0.2 MB whose document.xml (~14 MB, within the ratio and size checks) holds
+    ``paragraphs`` tiny paragraphs: cheap to send, costly to read."""
+    source = zipfile.ZipFile(io.BytesIO(make_docx(["seed"])))
+    xml = source.read("word/document.xml").decode()
+    body = "".join(f"<w:p><w:r><w:t>w{n % 97}</w:t></w:r></w:p>" for n in range(paragraphs))
+    start = xml.index("<w:body>") + len("<w:body>")
+    xml = xml[:start] + body + xml[start:]
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as out:
+        for item in source.infolist():
+            data = xml.encode() if item.filename == "word/document.xml" else source.read(item)
+            out.writestr(item.filename, data)

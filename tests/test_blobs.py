@@ -137,6 +137,39 @@ async def test_local_put_leaves_no_temp_files(tmp_path: Path) -> None:
     assert sorted(p.name for p in root.rglob("*")) == ["a", "b", "c"]
 
 
+async def test_local_delete_leaves_no_empty_folders(tmp_path: Path) -> None:
+    root = tmp_path / "blobs"
+    store = LocalBlobStore(root)
+    for key in ("documents/u1/d1", "documents/u1/d2", "documents/u2/d3"):
+        await store.put_file(key, write(tmp_path, key.encode()))
+    await store.delete("documents/u1/d1")
+    assert await store.read("documents/u1/d2") == b"documents/u1/d2"
+    await store.delete("documents/u1/d2")
+    assert not (root / "documents" / "u1").exists()  # the user's last blob took its folder
+    assert await store.read("documents/u2/d3") == b"documents/u2/d3"
+    await store.delete("documents/u2/d3")
+    assert root.is_dir()
+    assert list(root.iterdir()) == []  # never the root itself
+    # A put after the folder went makes it again.
+    await store.put_file("documents/u1/d4", write(tmp_path, b"again"))
+    assert await store.read("documents/u1/d4") == b"again"
+
+
+async def test_local_puts_and_deletes_in_one_folder_at_once(tmp_path: Path) -> None:
+    store = LocalBlobStore(tmp_path / "blobs")
+    source = write(tmp_path, b"x")
+
+    async def churn(n: int) -> None:
+        for round_ in range(30):
+            key = f"documents/u/{n}-{round_}"
+            await store.put_file(key, source)
+            assert await store.read(key) == b"x"
+            await store.delete(key)
+
+    await asyncio.gather(*(churn(n) for n in range(4)))
+    assert not (tmp_path / "blobs" / "documents").exists()
+
+
 def test_factory(tmp_path: Path, s3_endpoint: str) -> None:
     default = build_blob_store(Settings(data_dir=tmp_path))
     assert isinstance(default, LocalBlobStore)

@@ -35,7 +35,11 @@ def _free_port() -> int:
 
 
 def _env(data_dir: Path, **extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("OMNICHAT_")}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith("OMNICHAT_") or k == "OMNICHAT_MODEL_CACHE_DIR"
+    }
     env["OMNICHAT_DATA_DIR"] = str(data_dir)
     env.update(extra)
     return env

@@ -222,7 +222,7 @@ async def test_remote_errors_are_translated_without_the_key(
 
 
 async def test_factory(fake_provider: FakeProviderServer) -> None:
-    local = build_embedder(Settings(embedder="local"))
+    local = build_embedder(Settings(embedder="local-torch"))
     assert isinstance(local, LocalMiniLMEmbedder)
     await local.aclose()
     settings = Settings(

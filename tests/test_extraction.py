@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from omnichat.documents.extraction import (
+    DocumentTooComplex,
     DocumentTooLarge,
     EmptyDocument,
     EncryptedDocument,
@@ -23,7 +24,8 @@ from omnichat.rag.types import DocumentKind
 from omnichat.settings import Settings
 from tests import docs_factory as make
 
-ACCEPTED = "PDF, DOCX, TXT or MD"
+ACCEPTED = "PDF, DOCX, PPTX, XLSX, CSV, HTML, TXT or MD"
+OWNER = "user-1"
 
 
 def _settings(**overrides: object) -> Settings:
@@ -45,7 +47,7 @@ def write(tmp_path: Path, name: str, data: bytes) -> Path:
 
 async def refused(extractor: Extractor, path: Path, filename: str | None = None) -> AppError:
     with pytest.raises(AppError) as caught:
-        await extractor.extract(path, filename)
+        await extractor.extract(path, filename, OWNER)
     return caught.value
 
 
@@ -56,7 +58,7 @@ async def test_pdf_keeps_pages_and_their_text(extractor: Extractor, tmp_path: Pa
     pages = ["First page about apples.", "", "Third: café, naïve,   Zürich.\nNext\tline"]
     path = write(tmp_path, "report.pdf", make.make_pdf(pages))
 
-    document = await extractor.extract(path, "report.pdf")
+    document = await extractor.extract(path, "report.pdf", OWNER)
 
     assert document.kind is DocumentKind.PDF
     assert [(page.number, page.text) for page in document.pages] == [
@@ -71,7 +73,7 @@ async def test_docx_renders_headings_lists_and_tables_in_order(
 ) -> None:
     path = write(tmp_path, "report.docx", make.make_structured_docx())
 
-    document = await extractor.extract(path, "report.docx")
+    document = await extractor.extract(path, "report.docx", OWNER)
 
     assert document.kind is DocumentKind.DOCX
     assert [page.number for page in document.pages] == [1]
@@ -89,7 +91,7 @@ async def test_docx_keeps_unicode(extractor: Extractor, tmp_path: Path) -> None:
     text = "東京の天気は晴れです。Emoji: 😀🚀 and Ελληνικά."
     path = write(tmp_path, "u.docx", make.make_docx([text]))
 
-    assert (await extractor.extract(path)).pages[0].text == text
+    assert (await extractor.extract(path, None, OWNER)).pages[0].text == text
 
 
 @pytest.mark.parametrize("encoding", ["utf-8", "utf-8-sig", "utf-16"])
@@ -98,7 +100,7 @@ async def test_text_encodings_and_newlines(
 ) -> None:
     path = write(tmp_path, "notes.txt", "One\r\nTwo — 東京 😀\rThree\n".encode(encoding))
 
-    document = await extractor.extract(path, "notes.txt")
+    document = await extractor.extract(path, "notes.txt", OWNER)
 
     assert document.kind is DocumentKind.TEXT
     assert [(page.number, page.text) for page in document.pages] == [
@@ -109,7 +111,7 @@ async def test_text_encodings_and_newlines(
 async def test_markdown_keeps_its_layout(extractor: Extractor, tmp_path: Path) -> None:
     path = write(tmp_path, "upload", b"# Title\n\n    indented code\n")
 
-    document = await extractor.extract(path, "README.md")
+    document = await extractor.extract(path, "README.md", OWNER)
 
     assert document.kind is DocumentKind.MARKDOWN
     assert document.pages[0].text == "# Title\n\n    indented code"
@@ -119,15 +121,14 @@ async def test_type_comes_from_content_not_name(extractor: Extractor, tmp_path: 
     pdf = write(tmp_path, "x.docx", make.make_pdf(["Really a PDF"]))
     word = write(tmp_path, "x.md", make.make_docx(["Really a DOCX"]))
 
-    assert (await extractor.extract(pdf, "x.docx")).kind is DocumentKind.PDF
-    assert (await extractor.extract(word, "x.md")).kind is DocumentKind.DOCX
+    assert (await extractor.extract(pdf, "x.docx", OWNER)).kind is DocumentKind.PDF
+    assert (await extractor.extract(word, "x.md", OWNER)).kind is DocumentKind.DOCX
 
 
 # -- what is refused -----------------------------------------------------------------------------
 
 REFUSALS = [
     ("encrypted", make.make_encrypted_pdf(), EncryptedDocument, "The PDF is encrypted"),
-    ("scanned", make.make_image_only_pdf(), NoExtractableText, "no text layer"),
     ("pdf-truncated", make.make_pdf(["Some text"] * 3)[:400], UnreadableDocument, "PDF is corrupt"),
     ("pdf-garbage", b"%PDF-1.7\n not a pdf", UnreadableDocument, "PDF is corrupt"),
     ("pdf-no-pages", make.make_zero_page_pdf(), UnreadableDocument, "PDF"),
@@ -159,11 +160,24 @@ async def test_refused_with_a_helpful_4xx(
     assert detail in error.detail
 
 
-async def test_scanned_pdf_says_ocr_is_unsupported(extractor: Extractor, tmp_path: Path) -> None:
-    error = await refused(extractor, write(tmp_path, "scan.pdf", make.make_image_only_pdf()))
+async def test_scanned_pages_are_left_for_ocr(extractor: Extractor, tmp_path: Path) -> None:
+    path = write(tmp_path, "scan.pdf", make.make_image_only_pdf())
 
-    assert error.status_code == 422
-    assert "OCR is not supported" in error.detail
+    document = await extractor.extract(path, "scan.pdf", OWNER)
+
+    assert document.ocr_pages == (1, 2)
+    assert [page.text for page in document.pages] == ["", ""]
+
+
+async def test_a_scanned_pdf_is_refused_when_ocr_is_off(tmp_path: Path) -> None:
+    extractor = Extractor(_settings(ocr_max_pages=0))
+    try:
+        error = await refused(extractor, write(tmp_path, "scan.pdf", make.make_image_only_pdf()))
+    finally:
+        extractor.close()
+
+    assert isinstance(error, NoExtractableText)
+    assert "OCR is off" in error.detail
 
 
 async def test_encryption_error_does_not_stick_to_the_next_file(
@@ -180,11 +194,11 @@ async def test_encryption_error_does_not_stick_to_the_next_file(
 async def test_a_crashed_worker_does_not_break_later_extractions(
     extractor: Extractor, tmp_path: Path
 ) -> None:
-    with pytest.raises(UnreadableDocument, match="crashed"):
-        await extractor._pdf._run_in_pool(os._exit, 1)
+    with pytest.raises(DocumentTooComplex, match="crashed"):
+        await extractor._parsers.run(OWNER, os._exit, 1, timeout_s=30)
 
     path = write(tmp_path, "after.pdf", make.make_pdf(["Still working"]))
-    document = await extractor.extract(path)
+    document = await extractor.extract(path, None, OWNER)
 
     assert document.pages[0].text == "Still working"
 

@@ -33,6 +33,16 @@ UPLOAD_PATH = "/upload/document"
 MULTIPART_OVERHEAD_BYTES = 64 * 1024
 
 
+async def _warm_up(embedder: object) -> None:
+    warm_up = getattr(embedder, "warm_up", None)
+    if warm_up is None:
+        return
+    try:
+        await warm_up()
+    except Exception:  # the first upload or question retries it and reports the error
+        logger.exception("the embedding model did not load")
+
+
 def create_app(
     settings: Settings | None = None,
     model_factories: dict[str, Callable[[ProviderConfig], ChatModel]] | None = None,
@@ -51,6 +61,9 @@ def create_app(
             logger.warning("marked interrupted replies", extra={"count": interrupted})
         reply_watch = asyncio.create_task(container.generation.watch_replies())
         await container.vector_index.start()
+        # A local model loads (and is exported to ONNX, the first time) while the server
+        # already answers, rather than on the first upload or question.
+        embedder_warm_up = asyncio.create_task(_warm_up(container.vector_index.embedder))
         ingestor = container.documents.ingestor
         resumed = await ingestor.resume()
         if resumed:
@@ -60,6 +73,7 @@ def create_app(
         finally:
             # In-flight replies finish (or are stopped and stored) before the database closes;
             # documents being indexed stay ``processing`` and resume at the next start.
+            embedder_warm_up.cancel()
             await ingestor.shutdown()
             await container.generation.hub.shutdown(settings.shutdown_grace_s)
             reply_watch.cancel()

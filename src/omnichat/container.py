@@ -25,6 +25,7 @@ from omnichat.llm.registry import build_registry
 from omnichat.llm.resilience import RetryPolicy
 from omnichat.rag.chunking import Chunker
 from omnichat.rag.embedders.factory import build_embedder
+from omnichat.rag.fair_embedding import FairDocumentEmbedding
 from omnichat.rag.grounding import Grounder
 from omnichat.rag.index import VectorIndex
 from omnichat.rag.retrieval import RetrievalOptions, Retriever
@@ -106,6 +107,7 @@ def build_container(
         Extractor(settings),
         Chunker.from_settings(settings),
         vector_index,
+        FairDocumentEmbedding(embedder, settings.embed_batch_size),
         scratch_dir=scratch_dir,
     )
     auth = AuthService(
@@ -125,6 +127,7 @@ def build_container(
             max_bytes_per_user=settings.max_document_bytes_per_user,
         ),
         scratch_dir,
+        rate_window(settings.failed_upload_limit, settings.redis_url, namespace="failed-upload"),
     )
     return Container(
         settings=settings,

@@ -144,6 +144,9 @@ class Settings(BaseSettings):
     generation_rate_limit: Rate = "60/minute"
     # Failed logins per email (successful ones never count).
     failed_login_limit: Rate = "10/15 minutes"
+    # Uploads refused as too complex to index (a parser's time or memory ran out), per user:
+    # past it, uploads answer 429 until the window moves on.
+    failed_upload_limit: Rate = "5/10 minutes"
     max_concurrent_generations: Annotated[int, Field(ge=1)] = 4
     # -- documents and RAG -------------------------------------------------------------------------
     # Originals of uploads: a folder in the data dir by default, or s3://bucket/prefix.
@@ -158,9 +161,14 @@ class Settings(BaseSettings):
     pinecone_index: str = "omnichat"
     # The index's data-plane host; if unset it is looked up through the control plane.
     pinecone_host: str | None = None
-    # "local" (all-MiniLM-L6-v2, offline) or provider:model, e.g. openai:text-embedding-3-small.
+    # "local" (all-MiniLM-L6-v2 on ONNX Runtime, offline), "local-torch" (the same model on
+    # torch, for comparison) or provider:model, e.g. openai:text-embedding-3-small.
     embedder: str = "local"
     embed_batch_size: Annotated[int, Field(ge=1, le=2048)] = 32
+    # ONNX Runtime threads of the local embedder; 0: one per core this process may use.
+    embed_threads: Annotated[int, Field(ge=0, le=256)] = 0
+    # Where the local embedder's ONNX export is cached (checksummed); default <data dir>/models.
+    model_cache_dir: Path | None = None
     chunk_tokens: Annotated[int, Field(ge=32, le=8192)] = 254
     chunk_overlap_tokens: Annotated[int, Field(ge=0, le=1024)] = 32
     max_upload_bytes: Annotated[int, Field(ge=1024)] = 25 * 1024 * 1024
@@ -178,7 +186,21 @@ class Settings(BaseSettings):
     # "convex": weighted sum of normalized scores; "rrf": reciprocal rank fusion (k = 60).
     rag_fusion: Literal["convex", "rrf"] = "convex"
     rag_vector_weight: Annotated[float, Field(ge=0, le=1)] = 0.6
+    # Document parsers run in worker processes, each capped in memory and time (a file that
+    # needs more is refused as "too complex to index", its worker replaced).
     extraction_workers: Annotated[int, Field(ge=1, le=64)] = 2
+    parser_memory_mb: Annotated[int, Field(ge=128)] = 512
+    # A parser's own deadline: this much, plus parse_deadline_per_page_s per PDF page.
+    parse_deadline_s: Annotated[float, Field(gt=0)] = 10.0
+    parse_deadline_per_page_s: Annotated[float, Field(ge=0)] = 0.02
+    # The hard limit: a worker still busy after this long is killed.
+    parse_timeout_s: Annotated[float, Field(gt=0)] = 120.0
+    # OCR of PDF pages without a text layer (0 pages: off), one page per job.
+    ocr_max_pages: Annotated[int, Field(ge=0)] = 50
+    ocr_page_timeout_s: Annotated[float, Field(gt=0)] = 60.0
+    ocr_budget_s: Annotated[float, Field(gt=0)] = 600.0
+    ocr_workers: Annotated[int, Field(ge=1, le=64)] = 1
+    ocr_memory_mb: Annotated[int, Field(ge=256)] = 2048
 
     # Bearer tokens, not cookies, authenticate requests, so any origin may call the API by default.
     cors_origins: list[str] = Field(default_factory=lambda: ["*"])
@@ -202,6 +224,10 @@ class Settings(BaseSettings):
     @property
     def resolved_blob_url(self) -> str:
         return self.blob_url or (self.data_dir / "blobs").resolve().as_uri()
+
+    @property
+    def resolved_model_cache_dir(self) -> Path:
+        return self.model_cache_dir or self.data_dir / "models"
 
     @property
     def is_sqlite(self) -> bool:

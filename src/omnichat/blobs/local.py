@@ -35,10 +35,16 @@ class LocalBlobStore:
         return self.root / check_key(key)
 
     def _put(self, target: Path, source: Path) -> None:
-        target.parent.mkdir(parents=True, exist_ok=True)
-        # Same folder as the target, so os.replace is a rename within one file system. The
-        # leading dot keeps temp names out of the key space.
-        fd, temp_name = tempfile.mkstemp(dir=target.parent, prefix=".tmp-")
+        for attempt in range(3):
+            target.parent.mkdir(parents=True, exist_ok=True)
+            try:
+                # Same folder as the target, so os.replace is a rename within one file system.
+                # The leading dot keeps temp names out of the key space.
+                fd, temp_name = tempfile.mkstemp(dir=target.parent, prefix=".tmp-")
+                break
+            except FileNotFoundError:  # a delete removed the emptied folder meanwhile
+                if attempt == 2:
+                    raise
         try:
             with os.fdopen(fd, "wb") as out, source.open("rb") as src:
                 shutil.copyfileobj(src, out, _COPY_CHUNK)
@@ -73,6 +79,17 @@ class LocalBlobStore:
         finally:
             await asyncio.to_thread(handle.close)
 
+    def _delete(self, path: Path) -> None:
+        """The file, then every folder it leaves empty up to the root: a deleted user's or
+        document's folder does not linger."""
+        path.unlink(missing_ok=True)
+        folder = path.parent
+        while folder != self.root and self.root in folder.parents:
+            try:
+                folder.rmdir()
+            except OSError:  # not empty (another blob, or one being written), or gone
+                return
+            folder = folder.parent
+
     async def delete(self, key: str) -> None:
-        path = self._path(key)
-        await asyncio.to_thread(path.unlink, missing_ok=True)
+        await asyncio.to_thread(self._delete, self._path(key))

@@ -3,8 +3,12 @@ vectors and the ``ready`` status together, so a search never sees half a documen
 
 Crash-safe by construction: until that transaction commits the document is ``processing`` and
 its original is in the blob store, so a restart simply indexes it again (``resume``). Each run
-claims the document by bumping ``attempts``; the final write commits only if the claim is still
-the latest, so two workers that both pick it up cannot both write chunks.
+claims the document by bumping ``attempts`` when it starts (waiting for a turn is no attempt);
+the final write commits only if the claim is still the latest, so two workers that both pick
+it up cannot both write chunks.
+
+Fair: documents take turns per user (one of a user's at a time), and so does every stage
+inside: parsing and OCR in the sandbox pools, embedding batches on the document lane.
 """
 
 from __future__ import annotations
@@ -27,8 +31,10 @@ from omnichat.documents.extraction import Extractor
 from omnichat.documents.models import Chunk, Document, DocumentStatus
 from omnichat.documents.originals import read_original
 from omnichat.errors import AppError, BadGateway, InvalidInput, NotFound, ServiceUnavailable
+from omnichat.fairness import FairSlots
 from omnichat.llm.errors import ProviderError
 from omnichat.rag.chunking import Chunker
+from omnichat.rag.fair_embedding import FairDocumentEmbedding
 from omnichat.rag.index import VectorIndex
 from omnichat.rag.types import ChunkDraft, ExtractedDocument, VectorRecord
 
@@ -36,6 +42,7 @@ logger = logging.getLogger("omnichat.documents")
 MAX_ATTEMPTS = 3
 INTERNAL_FAILURE = "Internal error while indexing the document"
 DELETED_WHILE_INDEXING = "The document was deleted while it was being indexed"
+INTERRUPTED_TOO_OFTEN = "Indexing was interrupted too many times"
 
 
 class _DocumentGone(Exception):
@@ -77,29 +84,36 @@ class Ingestor:
         extractor: Extractor,
         chunker: Chunker,
         index: VectorIndex,
+        embedding: FairDocumentEmbedding,
         *,
         scratch_dir: Path,
-        max_concurrent: int = 2,
+        max_concurrent: int = 4,
     ) -> None:
         self._database = database
         self._blobs = blobs
         self.extractor = extractor
         self.chunker = chunker
         self._index = index
+        self._embedding = embedding
         self._scratch_dir = scratch_dir
-        self._slots = asyncio.Semaphore(max_concurrent)
+        # Documents indexed at once: at most ``max_concurrent``, one per user at a time, users
+        # served in turn (each stage inside takes turns per user too: parsing, OCR, embedding).
+        self._slots = FairSlots(max_concurrent, per_owner=1)
         self._jobs: dict[str, _Job] = {}
 
     def start(
-        self, claim: Claim, extracted: ExtractedDocument | None = None
+        self, queued: Claim, extracted: ExtractedDocument | None = None
     ) -> asyncio.Task[AppError | None]:
-        """Index in the background; ``extracted`` saves parsing the original again. The task's
-        result is the error to show a client waiting for the outcome, None when it is ready;
-        it is cancelled only by a shutdown (the document then resumes at the next start)."""
+        """Index in the background; ``queued`` names the document and the attempts it has
+        had, ``extracted`` saves parsing the original again. The work waits for the owner's
+        turn (``FairSlots``); only when it starts is it claimed, which counts an attempt. The
+        task's result is the error to show a client waiting for the outcome, None when it is
+        ready; it is cancelled only by a shutdown (the document then resumes at the next
+        start)."""
         job = _Job()
-        task = job.task = asyncio.create_task(self._run(claim, extracted, job))
-        self._jobs[claim.document_id] = job
-        task.add_done_callback(lambda _: self._jobs.pop(claim.document_id, None))
+        task = job.task = asyncio.create_task(self._run(queued, extracted, job))
+        self._jobs[queued.document_id] = job
+        task.add_done_callback(lambda _: self._jobs.pop(queued.document_id, None))
         return task
 
     async def cancel(self, document_id: str) -> None:
@@ -124,23 +138,16 @@ class Ingestor:
         async with self._database.reader() as db:
             rows = (
                 await db.execute(
-                    select(Document.id, Document.user_id, Document.attempts).where(
-                        Document.status == DocumentStatus.PROCESSING.value
-                    )
+                    select(Document.id, Document.user_id, Document.attempts)
+                    .where(Document.status == DocumentStatus.PROCESSING.value)
+                    .order_by(Document.created_at, Document.id)
                 )
             ).all()
         resumed = 0
         for document_id, user_id, attempts in rows:
-            if document_id in self._jobs:
-                continue
-            claim = await self._claim(document_id, user_id, attempts)
-            if claim is None:
-                continue
-            if claim.attempt > MAX_ATTEMPTS:
-                await self._fail(claim, "Indexing was interrupted too many times")
-                continue
-            self.start(claim)
-            resumed += 1
+            if document_id not in self._jobs:
+                self.start(Claim(document_id, user_id, attempts))
+                resumed += 1
         return resumed
 
     async def _claim(self, document_id: str, user_id: str, seen_attempts: int) -> Claim | None:
@@ -154,31 +161,44 @@ class Ingestor:
         return Claim(document_id, user_id, seen_attempts + 1)
 
     async def _run(
-        self, claim: Claim, extracted: ExtractedDocument | None, job: _Job
+        self, queued: Claim, extracted: ExtractedDocument | None, job: _Job
     ) -> AppError | None:
         job.started = True
         try:
             if job.deleted:
                 return NotFound(DELETED_WHILE_INDEXING)
-            async with self._slots:
+            async with self._slots.slot(queued.user_id):
+                claim = await self._claim(queued.document_id, queued.user_id, queued.attempt)
+                if claim is None:  # deleted meanwhile, or another process has it
+                    return NotFound(DELETED_WHILE_INDEXING) if await self._gone(queued) else None
+                if claim.attempt > MAX_ATTEMPTS:
+                    failure = ServiceUnavailable(INTERRUPTED_TOO_OFTEN)
+                    await self._fail(claim, failure.detail)
+                    return failure
                 return await self._index_document(claim, extracted)
         except asyncio.CancelledError:
             if job.deleted:
                 return NotFound(DELETED_WHILE_INDEXING)
             raise  # shutting down
 
+    async def _gone(self, document: Claim) -> bool:
+        async with self._database.reader() as db:
+            return await db.get(Document, document.document_id) is None
+
     async def _index_document(
         self, claim: Claim, extracted: ExtractedDocument | None
     ) -> AppError | None:
         try:
             self._index.check_usable()
-            if extracted is None:
-                extracted = await self._extract_original(claim)
+            if extracted is None or extracted.ocr_pages:
+                extracted = await self._extract_original(claim, extracted)
             drafts = await asyncio.to_thread(self.chunker.chunk, extracted)
             if not drafts:
                 raise InvalidInput("The document has no text to index")
-            vectors = await self._index.embedder.embed_documents([d.text for d in drafts])
-            await self._commit(claim, extracted.page_count, drafts, vectors)
+            vectors = await self._embedding.embed_documents_for(
+                claim.user_id, [d.text for d in drafts]
+            )
+            await self._commit(claim, extracted, drafts, vectors)
             return None
         except _DocumentGone:
             return NotFound(DELETED_WHILE_INDEXING)
@@ -192,21 +212,28 @@ class Ingestor:
         await self._fail(claim, failure.detail)
         return failure
 
-    async def _extract_original(self, claim: Claim) -> ExtractedDocument:
+    async def _extract_original(
+        self, claim: Claim, parsed: ExtractedDocument | None
+    ) -> ExtractedDocument:
         async with self._database.reader() as db:
             document = await db.get(Document, claim.document_id)
         if document is None:
             raise _DocumentGone
-        return await self._extract(document)
+        return await self._extract(document, parsed)
 
-    async def _extract(self, document: Document) -> ExtractedDocument:
-        """The text of the document's own original (``OriginalUnavailable`` when it has none)."""
+    async def _extract(
+        self, document: Document, parsed: ExtractedDocument | None = None
+    ) -> ExtractedDocument:
+        """The text of the document's own original (``OriginalUnavailable`` when it has none):
+        parsed (unless ``parsed`` is given), then its scanned pages read by OCR."""
         data = await read_original(self._blobs, document)
         self._scratch_dir.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryDirectory(dir=self._scratch_dir) as folder:
             path = Path(folder) / "original"
             await asyncio.to_thread(path.write_bytes, data)
-            return await self.extractor.extract(path, document.filename)
+            if parsed is None:
+                parsed = await self.extractor.extract(path, document.filename, document.user_id)
+            return await self.extractor.read_scanned_pages(path, parsed, document.user_id)
 
     async def rebuild(self, document_id: str) -> int:
         """Indexes a ready document again from its original (``omnichat reindex``): extract,
@@ -221,13 +248,16 @@ class Ingestor:
         drafts = await asyncio.to_thread(self.chunker.chunk, extracted)
         if not drafts:
             raise InvalidInput("The document has no text to index")
-        vectors = await self._index.embedder.embed_documents([d.text for d in drafts])
+        vectors = await self._embedding.embed_documents_for(
+            document.user_id, [d.text for d in drafts]
+        )
         async with unit_of_work(self._database.writer) as db:
             updated = await db.execute(
                 update(Document)
                 .where(Document.id == document_id, Document.status == DocumentStatus.READY.value)
                 .values(
                     pages=extracted.page_count,
+                    unread_pages=list(extracted.unread_pages) or None,
                     chunk_count=len(drafts),
                     embedder=self._index.embedder.name,
                     updated_at=utcnow(),
@@ -241,7 +271,7 @@ class Ingestor:
     async def _commit(
         self,
         claim: Claim,
-        pages: int,
+        extracted: ExtractedDocument,
         drafts: Sequence[ChunkDraft],
         vectors: Sequence[Sequence[float]],
     ) -> None:
@@ -249,7 +279,8 @@ class Ingestor:
             claimed = await db.execute(
                 _still_claimed(claim).values(
                     status=DocumentStatus.READY.value,
-                    pages=pages,
+                    pages=extracted.page_count,
+                    unread_pages=list(extracted.unread_pages) or None,
                     chunk_count=len(drafts),
                     embedder=self._index.embedder.name,
                     error=None,

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from enum import StrEnum
 
-from sqlalchemy import BigInteger, Boolean, ForeignKey, Index, Integer, String, Text, true
+from sqlalchemy import JSON, BigInteger, Boolean, ForeignKey, Index, Integer, String, Text, true
 from sqlalchemy.orm import Mapped, mapped_column
 
 from omnichat.db.base import Base, IdMixin, TimestampMixin
@@ -45,6 +45,8 @@ class Document(IdMixin, TimestampMixin, Base):
     )
     error: Mapped[str | None] = mapped_column(String(1000))
     pages: Mapped[int | None] = mapped_column(Integer)
+    # Pages that yielded no text (scanned pages OCR could not read, or over the OCR limits).
+    unread_pages: Mapped[list[int] | None] = mapped_column(JSON(none_as_null=True))
     chunk_count: Mapped[int] = mapped_column(Integer, default=0, nullable=False)
     # The embedder the document's vectors were made with (``omnichat reindex`` after a change).
     embedder: Mapped[str | None] = mapped_column(String(200))

@@ -11,6 +11,7 @@ from fastapi import APIRouter, File, Form, Query, Response, UploadFile, status
 from fastapi.responses import StreamingResponse
 
 from omnichat.deps import CurrentUser, DocumentsDep, PageDep
+from omnichat.documents.extraction.errors import ACCEPTED_TYPES
 from omnichat.documents.schemas import DocumentOut
 from omnichat.errors import NotFound, error_responses
 
@@ -19,9 +20,18 @@ router = APIRouter(tags=["documents"])
 MEDIA_TYPES = {
     "pdf": "application/pdf",
     "docx": "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
+    "pptx": "application/vnd.openxmlformats-officedocument.presentationml.presentation",
+    "xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+    # The original bytes, in whatever encoding they came (no charset claimed for them).
+    "csv": "text/csv",
+    # Never text/html: an uploaded page must not render on the API's origin. It is always an
+    # attachment (``ATTACHMENT_ONLY``), and typed as text even then.
+    "html": "text/plain",
     "txt": "text/plain; charset=utf-8",
     "md": "text/markdown; charset=utf-8",
 }
+# Always downloaded, never shown inline.
+ATTACHMENT_ONLY = frozenset({"docx", "pptx", "xlsx", "html"})
 
 
 @router.post(
@@ -30,16 +40,17 @@ MEDIA_TYPES = {
     responses={
         202: {"description": "Accepted (``?background=true``): poll the document"},
         # 400: a malformed multipart body; 404: an unknown session_id; 409, 413: the caller's
-        # quota; 413: the file's size or a DOCX that would unpack too large; 415: not PDF, DOCX,
-        # TXT or MD; 422: corrupt, encrypted, empty or without text.
-        **error_responses(400, 401, 404, 409, 413, 415, 422, 503),
+        # quota; 413: the file's size or a DOCX, PPTX or XLSX that would unpack too large; 415:
+        # not one of ACCEPTED_TYPES; 422: corrupt, encrypted, empty or without text.
+        # 429: too many of the caller's uploads were too complex to index lately.
+        **error_responses(400, 401, 404, 409, 413, 415, 422, 429, 503),
     },
 )
 async def upload_document(
     user: CurrentUser,
     documents: DocumentsDep,
     response: Response,
-    file: Annotated[UploadFile, File(description="PDF, DOCX, TXT or MD")],
+    file: Annotated[UploadFile, File(description=ACCEPTED_TYPES)],
     # An empty form field is no session (FastAPI reads it as absent), so the schema allows "".
     session_id: Annotated[str | None, Form(max_length=64)] = None,
     background: Annotated[bool, Query(description="Answer 202 at once; poll")] = False,
@@ -121,7 +132,7 @@ async def download_document(
         first = await anext(pieces)  # OriginalUnavailable (410) before anything is sent
     except StopAsyncIteration:
         first = b""
-    disposition = "inline" if inline and document.kind != "docx" else "attachment"
+    disposition = "inline" if inline and document.kind not in ATTACHMENT_ONLY else "attachment"
     return StreamingResponse(
         _prepend(first, pieces),
         media_type=MEDIA_TYPES.get(document.kind, "application/octet-stream"),

@@ -14,6 +14,8 @@ class DocumentOut(BaseModel):
     status: str  # processing, ready or failed
     error: str | None
     pages: int | None
+    # Pages that yielded no text: scanned pages OCR could not read (or over its limits).
+    pages_without_text: list[int]
     chunks: int
     session_id: str | None
     # False when the stored original is not this document's own (download answers 410).
@@ -31,6 +33,7 @@ class DocumentOut(BaseModel):
             status=document.status,
             error=document.error,
             pages=document.pages,
+            pages_without_text=document.unread_pages or [],
             chunks=document.chunk_count,
             session_id=document.session_id,
             original_available=document.has_original,

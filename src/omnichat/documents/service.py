@@ -25,15 +25,19 @@ from omnichat.blobs.base import BlobStore
 from omnichat.chats.service import ChatService
 from omnichat.db.engine import Database
 from omnichat.db.unit_of_work import after_commit, unit_of_work
+from omnichat.documents.extraction import DocumentTooComplex
 from omnichat.documents.ingest import Claim, Ingestor
 from omnichat.documents.models import Chunk, Document, DocumentStatus, original_key
 from omnichat.documents.originals import stream_original
 from omnichat.errors import AppError, Conflict, NotFound, PayloadTooLarge
 from omnichat.ids import new_id
 from omnichat.rag.index import VectorIndex
+from omnichat.rag.types import ExtractedDocument
+from omnichat.ratelimit import RateWindow, TooManyRequests
 
 logger = logging.getLogger("omnichat.documents")
 DOCUMENT_NOT_FOUND = "Document not found"
+TOO_MANY_FAILED_UPLOADS = "Too many of your uploads were too complex to index"
 MAX_FILENAME_CHARS = 200
 COPY_CHUNK_BYTES = 1024 * 1024
 _MULTIPART_ESCAPES = (("%22", '"'), ("%0D", "\r"), ("%0A", "\n"))
@@ -82,6 +86,7 @@ class DocumentService:
         chats: ChatService,
         limits: DocumentLimits,
         scratch_dir: Path,
+        failed_uploads: RateWindow,
     ) -> None:
         self._database = database
         self._blobs = blobs
@@ -90,6 +95,7 @@ class DocumentService:
         self._chats = chats
         self._limits = limits
         self._scratch_dir = scratch_dir
+        self._failed_uploads = failed_uploads
 
     # -- upload -------------------------------------------------------------------------------
 
@@ -108,7 +114,7 @@ class DocumentService:
                 if session_id is not None:
                     await self._chats.get_session(db, user_id, session_id)
                 await self._check_quota(db, user_id, upload.size)
-            extracted = await self.ingestor.extractor.extract(upload.path, filename)
+            extracted = await self._extract(upload.path, filename, user_id)
             document_id = new_id()
             document = Document(
                 id=document_id,
@@ -121,7 +127,7 @@ class DocumentService:
                 blob_key=original_key(user_id, document_id),
                 status=DocumentStatus.PROCESSING.value,
                 pages=extracted.page_count,
-                attempts=1,
+                attempts=0,  # counted when indexing starts
             )
             await self._blobs.put_file(document.blob_key, upload.path)
         try:
@@ -134,8 +140,21 @@ class DocumentService:
         except BaseException:
             await self._blobs.delete(document.blob_key)
             raise
-        task = self.ingestor.start(Claim(document.id, user_id, 1), extracted)
+        task = self.ingestor.start(Claim(document.id, user_id, 0), extracted)
         return document, task
+
+    async def _extract(self, path: Path, filename: str | None, user_id: str) -> ExtractedDocument:
+        """The upload's text. A file refused as too complex to index counts against the user's
+        ``failed_uploads`` window: past it, 429, so that a refused bomb cannot be sent again and
+        again for free."""
+        wait_s = await self._failed_uploads.wait_time(user_id)
+        if wait_s is not None:
+            raise TooManyRequests.after(wait_s, TOO_MANY_FAILED_UPLOADS)
+        try:
+            return await self.ingestor.extractor.extract(path, filename, user_id)
+        except DocumentTooComplex:
+            await self._failed_uploads.hit(user_id)
+            raise
 
     async def _check_quota(self, db: AsyncSession, user_id: str, incoming: int) -> None:
         count, total = (

@@ -105,32 +105,53 @@ class GenerationService:
 
     # -- context ------------------------------------------------------------------------------
 
-    async def ground(self, user_id: str, prompt: Prompt) -> Prompt:
-        """The prompt with passages from the user's documents (unchanged if they have none).
-        Callers hold the user's generation slot: retrieval costs an embedding."""
+    async def ground(self, user_id: str, prompt: Prompt, ref: ModelRef) -> Prompt:
+        """The prompt with passages from the user's documents (unchanged if they have none),
+        as many of the best as fit the smallest context in ``ref``'s fallback chain: the
+        lowest-ranked are dropped first (history is trimmed after, by ``build_request``), so a
+        question never fails because retrieval found too much. Callers hold the user's
+        generation slot: retrieval costs an embedding."""
         grounding = await self._grounder.ground(user_id, prompt.text)
-        return replace(prompt, grounding=grounding) if grounding else prompt
+        if grounding is None:
+            return prompt
+        budget = min(self._input_budget(r, prompt) for r in self.registry.candidates(ref))
+        while True:
+            grounded = replace(prompt, grounding=grounding)
+            fixed = estimate_tokens(grounding.model_text) + estimate_tokens(
+                self._system_text(grounded)
+            )
+            if fixed <= budget or not grounding.sources:
+                return grounded
+            grounding = grounding.top(len(grounding.sources) - 1)
 
     def build_request(self, ref: ModelRef, prompt: Prompt) -> GenerationRequest:
-        notes = [*prompt.system_notes]
-        if prompt.grounding:
-            notes.append(prompt.grounding.system_note)
-        system = "\n\n".join([self._options.system_prompt, *notes]).strip()
-        max_tokens = min(prompt.max_tokens or self._options.max_output_tokens, 1_000_000)
-        budget = self.registry.context_tokens(ref) - max_tokens
+        system = self._system_text(prompt)
         turns = fit_to_budget(
             clean_history(prompt.history),
             prompt.grounding.model_text if prompt.grounding else prompt.text,
             system=system or None,
-            budget_tokens=max(budget, 256),
+            budget_tokens=self._input_budget(ref, prompt),
         )
         return GenerationRequest(
             model=ref.model,
             messages=turns,
             system=system or None,
-            max_tokens=max_tokens,
+            max_tokens=self._max_tokens(prompt),
             temperature=prompt.temperature,
         )
+
+    def _system_text(self, prompt: Prompt) -> str:
+        notes = [*prompt.system_notes]
+        if prompt.grounding:
+            notes.append(prompt.grounding.system_note)
+        return "\n\n".join([self._options.system_prompt, *notes]).strip()
+
+    def _max_tokens(self, prompt: Prompt) -> int:
+        return min(prompt.max_tokens or self._options.max_output_tokens, 1_000_000)
+
+    def _input_budget(self, ref: ModelRef, prompt: Prompt) -> int:
+        """Tokens ``ref``'s context leaves for the system prompt, history and the new turn."""
+        return max(self.registry.context_tokens(ref) - self._max_tokens(prompt), 256)
 
     def history_budget(self, ref: ModelRef) -> int:
         """Tokens of history worth reading for ``ref``: the largest context in its fallback chain
@@ -169,7 +190,7 @@ class GenerationService:
         in_request = await self.begin_request_reply(user_id)
         try:
             if rag:
-                prompt = await self.ground(user_id, prompt)
+                prompt = await self.ground(user_id, prompt, ref)
             completion, used = await resilient_generate(
                 self._candidates(ref),
                 lambda r: self.build_request(r, prompt),
@@ -240,7 +261,7 @@ class GenerationService:
             )
         prompt = Prompt(prompt_text, history)
         if rag:
-            prompt = await self.ground(user_id, prompt)
+            prompt = await self.ground(user_id, prompt, ref)
         # Fail before storing anything if the prompt cannot fit the model.
         request = self.build_request(ref, prompt)
         async with unit_of_work(self._database.writer) as db:

@@ -233,7 +233,7 @@ def build_registry(
         providers[LOCAL_PROVIDER] = ProviderEntry(
             ProviderConfig(name=LOCAL_PROVIDER, kind=LOCAL_PROVIDER, api_key=""),
             [ECHO_MODEL],
-            CONTEXT_TOKENS[LOCAL_PROVIDER],
+            settings.context_tokens or CONTEXT_TOKENS[LOCAL_PROVIDER],
         )
     first = next(iter(providers.values())).default
     registry = ModelRegistry(providers=providers, default=first, _factories=dict(factories or {}))

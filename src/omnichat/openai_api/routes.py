@@ -113,7 +113,7 @@ async def chat_completions(
     in_request = await generation.begin_request_reply(user.id)
     try:
         if body.rag:
-            prompt = await generation.ground(user.id, prompt)
+            prompt = await generation.ground(user.id, prompt, ref)
         stream = generation.stream(ref, prompt)
         events = stream.__aiter__()
         # The first event before any byte is sent: provider failures (after retries and

@@ -3,18 +3,34 @@ about that text, and the sources clients are shown."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
 from typing import Any
 
 from omnichat.rag.prompt import SYSTEM_NOTE, grounded_question, sources_payload
-from omnichat.rag.retrieval import Retriever
+from omnichat.rag.retrieval import RetrievedChunk, Retriever
 
 
 @dataclass(frozen=True)
 class Grounding:
-    model_text: str
-    system_note: str
-    sources: list[dict[str, Any]]
+    """The question with its passages (``model_text``), the rule about them for the system
+    prompt, and ``sources`` as clients see them, numbered as in ``model_text``."""
+
+    question: str
+    chunks: Sequence[RetrievedChunk]
+    system_note: str = SYSTEM_NOTE
+
+    @property
+    def model_text(self) -> str:
+        return grounded_question(self.question, self.chunks)
+
+    @property
+    def sources(self) -> list[dict[str, Any]]:
+        return sources_payload(self.chunks)
+
+    def top(self, count: int) -> Grounding:
+        """The same with only the ``count`` best passages."""
+        return replace(self, chunks=self.chunks[:count])
 
 
 class Grounder:
@@ -25,9 +41,4 @@ class Grounder:
         """None when the user has no ready documents: the question goes to the model as is."""
         if not await self._retriever.has_documents(user_id):
             return None
-        chunks = await self._retriever.retrieve(user_id, question)
-        return Grounding(
-            model_text=grounded_question(question, chunks),
-            system_note=SYSTEM_NOTE,
-            sources=sources_payload(chunks),
-        )
+        return Grounding(question, await self._retriever.retrieve(user_id, question))

@@ -31,6 +31,9 @@ class VectorIndex:
         """Create the index on first start; notice an embedder change on later ones."""
         async with unit_of_work(self._database.writer) as db:
             info = await db.get(IndexInfo, INDEX_NAME)
+            adapt_to = getattr(self.embedder, "adapt_to", None)
+            if info is not None and adapt_to is not None:
+                adapt_to(info.embedder)
             if info is None:
                 db.add(
                     IndexInfo(

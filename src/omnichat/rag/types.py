@@ -10,13 +10,18 @@ from enum import StrEnum
 class DocumentKind(StrEnum):
     PDF = "pdf"
     DOCX = "docx"
+    PPTX = "pptx"
+    XLSX = "xlsx"
+    CSV = "csv"
+    HTML = "html"
     TEXT = "txt"
     MARKDOWN = "md"
 
 
 @dataclass(frozen=True)
 class ExtractedPage:
-    """One page of text. ``number`` is 1-based for PDFs; DOCX, TXT and MD have one page, 1."""
+    """One page of text. ``number`` is 1-based: a PDF's page, a PPTX's slide; the other kinds
+    have one page, 1."""
 
     number: int
     text: str
@@ -24,12 +29,22 @@ class ExtractedPage:
 
 @dataclass(frozen=True)
 class ExtractedDocument:
+    """``pages`` in order, empty ones included. ``ocr_pages``: PDF pages with no text layer,
+    to be read by OCR; ``unread_pages``: pages that yielded no text (after OCR, for those),
+    reported to the user rather than silently skipped."""
+
     kind: DocumentKind
     pages: Sequence[ExtractedPage]
+    ocr_pages: tuple[int, ...] = ()
+    unread_pages: tuple[int, ...] = ()
 
     @property
     def page_count(self) -> int:
         return len(self.pages)
+
+    @property
+    def char_count(self) -> int:
+        return sum(len(page.text) for page in self.pages)
 
 
 @dataclass(frozen=True)

@@ -1,13 +1,18 @@
-"""Text from uploaded documents: the type is sniffed from the bytes, then PDF, DOCX, TXT or MD
-is extracted with limits on size. Failures raise the 4xx errors in ``.errors``."""
+"""Text from uploaded documents. The kind is decided from the bytes, then the kind's parser
+reads it, in sandbox worker processes (``sandbox``: capped memory, a deadline, fair turns per
+user); scanned PDF pages go to OCR in a pool of their own. Failures raise the 4xx errors of
+``.errors``."""
 
 from __future__ import annotations
 
 import asyncio
+import logging
+from dataclasses import dataclass, replace
 from pathlib import Path
 
-from omnichat.documents.extraction.docx import DocxLimits, extract_docx
+from omnichat.documents.extraction.archive import ArchiveLimits
 from omnichat.documents.extraction.errors import (
+    DocumentTooComplex,
     DocumentTooLarge,
     EmptyDocument,
     EncryptedDocument,
@@ -16,13 +21,14 @@ from omnichat.documents.extraction.errors import (
     UnsafeArchive,
     UnsupportedDocumentType,
 )
-from omnichat.documents.extraction.pdf import PdfExtractor
-from omnichat.documents.extraction.sniff import sniff_kind
-from omnichat.documents.extraction.text import extract_text
-from omnichat.rag.types import DocumentKind, ExtractedDocument
+from omnichat.documents.extraction.ocr import ocr_pdf_page
+from omnichat.documents.extraction.parse import ParseLimits, parse_file
+from omnichat.documents.extraction.sandbox import SandboxPool
+from omnichat.rag.types import ExtractedDocument, ExtractedPage
 from omnichat.settings import Settings
 
 __all__ = [
+    "DocumentTooComplex",
     "DocumentTooLarge",
     "EmptyDocument",
     "EncryptedDocument",
@@ -33,38 +39,105 @@ __all__ = [
     "UnsupportedDocumentType",
 ]
 
+logger = logging.getLogger("omnichat.documents.extraction")
+MIB = 1024 * 1024
+NO_TEXT = "The document contains no text"
+
+
+@dataclass(frozen=True)
+class OcrLimits:
+    max_pages: int  # 0: no OCR
+    page_timeout_s: float
+    budget_s: float  # for all of one document's pages
+
 
 class Extractor:
-    """One per app: it owns the PDF worker processes, so call ``close()`` on shutdown."""
+    """One per app: it owns the worker pools, so call ``close()`` on shutdown."""
 
     def __init__(self, settings: Settings) -> None:
-        self._max_pdf_pages = settings.max_pdf_pages
-        self._max_chars = settings.max_extracted_chars
-        self._docx_limits = DocxLimits(
-            max_uncompressed_bytes=settings.max_docx_uncompressed_bytes,
-            max_entries=settings.max_docx_entries,
-            max_compression_ratio=settings.max_docx_compression_ratio,
+        self.limits = ParseLimits(
+            max_pdf_pages=settings.max_pdf_pages,
+            max_chars=settings.max_extracted_chars,
+            docx=ArchiveLimits(
+                max_uncompressed_bytes=settings.max_docx_uncompressed_bytes,
+                max_entries=settings.max_docx_entries,
+                max_compression_ratio=settings.max_docx_compression_ratio,
+            ),
+            deadline_base_s=settings.parse_deadline_s,
+            deadline_per_page_s=settings.parse_deadline_per_page_s,
         )
-        self._pdf = PdfExtractor(workers=settings.extraction_workers)
+        self.ocr_limits = OcrLimits(
+            max_pages=settings.ocr_max_pages,
+            page_timeout_s=settings.ocr_page_timeout_s,
+            budget_s=settings.ocr_budget_s,
+        )
+        self._parse_timeout_s = settings.parse_timeout_s
+        self._parsers = SandboxPool(
+            "parser", settings.extraction_workers, settings.parser_memory_mb * MIB
+        )
+        self._ocr = SandboxPool("ocr", settings.ocr_workers, settings.ocr_memory_mb * MIB)
 
-    async def extract(self, path: Path, filename: str | None = None) -> ExtractedDocument:
-        """The text of the file at ``path``. ``filename`` (the client's) only tells Markdown
-        from plain text; the type is decided from the content."""
-        kind = await asyncio.to_thread(sniff_kind, path, filename)
-        if kind is DocumentKind.PDF:
-            document = await self._pdf.extract(path, self._max_pdf_pages, self._max_chars)
-        elif kind is DocumentKind.DOCX:
-            document = await asyncio.to_thread(extract_docx, path, self._docx_limits)
-        else:
-            document = await asyncio.to_thread(extract_text, path, kind)
-        total_chars = sum(len(page.text) for page in document.pages)
-        if total_chars > self._max_chars:
-            raise DocumentTooLarge(
-                f"The document has {total_chars} characters of text; "
-                f"at most {self._max_chars} are accepted"
+    async def extract(self, path: Path, filename: str | None, owner: str) -> ExtractedDocument:
+        """The text of the file at ``path``, read in a sandbox worker on ``owner``'s turn.
+        ``filename`` (the client's) only picks a flavour the bytes allow (Markdown over plain
+        text, CSV). Pages left for OCR are read later (``read_scanned_pages``)."""
+        document = await self._parsers.run(
+            owner, parse_file, str(path), filename, self.limits, timeout_s=self._parse_timeout_s
+        )
+        if not document.char_count and not (document.ocr_pages and self.ocr_limits.max_pages):
+            raise NoExtractableText(
+                "The PDF has no text layer (it may be scanned or image-only) and OCR is off "
+                "(OMNICHAT_OCR_MAX_PAGES=0)"
+                if document.ocr_pages
+                else NO_TEXT
             )
         return document
 
+    async def read_scanned_pages(
+        self, path: Path, document: ExtractedDocument, owner: str
+    ) -> ExtractedDocument:
+        """``document`` with its ``ocr_pages`` read by OCR, one page per job, within the OCR
+        limits: a page over the page count, over the document's time budget, past its own
+        timeout, or without any text read is listed in ``unread_pages``. Raises
+        ``NoExtractableText`` when the document ends up with no text at all."""
+        if not document.ocr_pages:
+            return document
+        loop = asyncio.get_running_loop()
+        ends = loop.time() + self.ocr_limits.budget_s
+        texts = {page.number: page.text for page in document.pages}
+        unread: list[int] = list(document.unread_pages)
+        for index, number in enumerate(document.ocr_pages):
+            remaining = ends - loop.time()
+            if index >= self.ocr_limits.max_pages or remaining <= 0:
+                unread.append(number)
+                continue
+            try:
+                text = await self._ocr.run(
+                    owner,
+                    ocr_pdf_page,
+                    str(path),
+                    number,
+                    timeout_s=min(self.ocr_limits.page_timeout_s, remaining),
+                )
+            except DocumentTooComplex as exc:
+                logger.warning("OCR of a page failed", extra={"page": number, "why": exc.detail})
+                text = ""
+            if text:
+                texts[number] = text
+            else:
+                unread.append(number)
+        pages = [
+            ExtractedPage(number=page.number, text=texts[page.number]) for page in document.pages
+        ]
+        read = replace(document, pages=pages, ocr_pages=(), unread_pages=tuple(sorted(unread)))
+        if not read.char_count:
+            raise NoExtractableText(
+                f"{NO_TEXT}: it has no text layer and OCR read no text on its "
+                f"{len(document.ocr_pages)} scanned page(s)"
+            )
+        return read
+
     def close(self) -> None:
-        """Stop the PDF workers. Blocks until they exit."""
-        self._pdf.close()
+        """Stop the workers. Blocks until they exit."""
+        self._parsers.close()
+        self._ocr.close()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from omnichat.errors import InvalidInput, PayloadTooLarge, UnsupportedMediaType
 
-ACCEPTED_TYPES = "PDF, DOCX, TXT or MD"
+ACCEPTED_TYPES = "PDF, DOCX, PPTX, XLSX, CSV, HTML, TXT or MD"
 
 
 class UnsupportedDocumentType(UnsupportedMediaType):
@@ -39,3 +39,11 @@ class DocumentTooLarge(PayloadTooLarge):
     """Over a configured limit: pages, extracted characters, or unpacked DOCX size."""
 
     detail = "The document is too large to process"
+
+
+class DocumentTooComplex(InvalidInput):
+    """Its parser ran out of the time or memory one document may use (a decompression bomb,
+    a pathological structure): the worker was stopped, nothing was stored."""
+
+    def __init__(self, why: str) -> None:
+        super().__init__(f"The document is too complex to index: it {why}")

@@ -1,56 +1,54 @@
-"""What a file really is, from its bytes: never from its name or the client's Content-Type."""
+"""What a file really is, from its bytes: never from its name or the client's Content-Type.
+
+In order: ``%PDF-`` is a PDF; a ZIP archive is DOCX, PPTX or XLSX by its main part's content
+type (``ooxml``), any other ZIP is refused; then the first ``TEXT_SAMPLE_BYTES`` must decode as
+text (``text``'s encoding rule), or the file is refused; text whose markup starts a document
+(``html.looks_like_html``) is HTML; otherwise the client's file name picks a flavour of text:
+``.csv``/``.tsv`` when it reads as a table (``csv.table_delimiter``), ``.md``/``.markdown``;
+anything else is plain text.
+"""
 
 from __future__ import annotations
 
-import zipfile
 from pathlib import Path
 
-from omnichat.documents.extraction.errors import (
-    ACCEPTED_TYPES,
-    EmptyDocument,
-    UnreadableDocument,
-    UnsupportedDocumentType,
+from omnichat.documents.extraction.csv import is_table_name, table_delimiter
+from omnichat.documents.extraction.errors import EmptyDocument, UnsupportedDocumentType
+from omnichat.documents.extraction.html import declared_charset, looks_like_html
+from omnichat.documents.extraction.ooxml import office_kind
+from omnichat.documents.extraction.text import (
+    NOT_TEXT_DETAIL,
+    TEXT_SAMPLE_BYTES,
+    read_sample,
+    sample_text,
 )
-from omnichat.documents.extraction.text import NOT_TEXT_DETAIL, looks_like_text
 from omnichat.rag.types import DocumentKind
+
+__all__ = ["TEXT_SAMPLE_BYTES", "sniff_kind"]
 
 PDF_MAGIC = b"%PDF-"
 ZIP_MAGIC = b"PK\x03\x04"
-DOCX_REQUIRED_ENTRIES = frozenset({"[Content_Types].xml", "word/document.xml"})
 MARKDOWN_SUFFIXES = (".md", ".markdown")
-# Enough to judge whether a file is text without reading all of it.
-TEXT_SAMPLE_BYTES = 64 * 1024
 
 
 def sniff_kind(path: Path, filename: str | None = None) -> DocumentKind:
-    """The document's kind. ``filename`` only picks Markdown over plain text for a file that
-    is text anyway. Blocking: run it in a thread."""
-    with path.open("rb") as handle:
-        head = handle.read(TEXT_SAMPLE_BYTES)
-        complete = not handle.read(1)
+    """The document's kind. ``filename`` only picks CSV or Markdown over plain text for a
+    file that is text anyway. Blocking: run it in a thread."""
+    head, complete = read_sample(path)
     if not head:
         raise EmptyDocument
     if head.startswith(PDF_MAGIC):
         return DocumentKind.PDF
     if head.startswith(ZIP_MAGIC):
-        _check_is_docx(path)
-        return DocumentKind.DOCX
-    if looks_like_text(head, complete=complete):
-        if filename and filename.lower().endswith(MARKDOWN_SUFFIXES):
-            return DocumentKind.MARKDOWN
-        return DocumentKind.TEXT
-    raise UnsupportedDocumentType(NOT_TEXT_DETAIL)
-
-
-def _check_is_docx(path: Path) -> None:
-    try:
-        with zipfile.ZipFile(path) as archive:
-            names = set(archive.namelist())
-    except (zipfile.BadZipFile, OSError, ValueError) as exc:
-        raise UnreadableDocument(
-            "The file looks like a DOCX (ZIP) archive but is corrupt or truncated"
-        ) from exc
-    if not names.issuperset(DOCX_REQUIRED_ENTRIES):
-        raise UnsupportedDocumentType(
-            f"This ZIP archive is not a Word document; upload a {ACCEPTED_TYPES} file"
-        )
+        return office_kind(path)
+    sample = sample_text(head, complete=complete, declared=declared_charset(head))
+    if sample is None:
+        raise UnsupportedDocumentType(NOT_TEXT_DETAIL)
+    if looks_like_html(sample):
+        return DocumentKind.HTML
+    name = (filename or "").lower()
+    if is_table_name(name) and table_delimiter(sample, complete=complete) is not None:
+        return DocumentKind.CSV
+    if name.endswith(MARKDOWN_SUFFIXES):
+        return DocumentKind.MARKDOWN
+    return DocumentKind.TEXT

@@ -1,4 +1,6 @@
-"""The embedder a deployment's settings name: "local", or provider:model[:dims]."""
+"""The embedder a deployment's settings name: "local" (all-MiniLM-L6-v2 on ONNX Runtime;
+"local:fp32" and "local:int8" pick its precision), "local-torch" (the same model on torch, for
+comparison), or provider:model[:dims]."""
 
 from __future__ import annotations
 
@@ -9,6 +11,14 @@ from omnichat.rag.embedders.remote import EmbeddingModel
 from omnichat.settings import Settings
 
 REMOTE_PROVIDERS = ("openai", "cohere", "gemini")
+# OMNICHAT_EMBEDDER value -> the ONNX precision ("auto": see local_onnx.AUTO)
+LOCAL_SPECS = {
+    "local": "auto",
+    "local:all-minilm-l6-v2": "auto",
+    "local:fp32": "fp32",
+    "local:int8": "int8",
+}
+LOCAL_TORCH_SPECS = ("local-torch",)
 _KEY_VARIABLES = {
     "openai": "OMNICHAT_OPENAI_API_KEY",
     "cohere": "OMNICHAT_COHERE_API_KEY",
@@ -27,7 +37,15 @@ def _provider_config(settings: Settings, provider: str) -> ProviderConfig:
 
 def build_embedder(settings: Settings) -> Embedder:
     spec = settings.embedder.strip()
-    if spec.lower() in ("local", "local:all-minilm-l6-v2"):
+    if spec.lower() in LOCAL_SPECS:
+        from omnichat.rag.embedders.local_onnx import OnnxMiniLMEmbedder
+
+        return OnnxMiniLMEmbedder(
+            settings.resolved_model_cache_dir / "all-MiniLM-L6-v2",
+            threads=settings.embed_threads,
+            precision=LOCAL_SPECS[spec.lower()],
+        )
+    if spec.lower() in LOCAL_TORCH_SPECS:
         from omnichat.rag.embedders.local import LocalMiniLMEmbedder
 
         return LocalMiniLMEmbedder(batch_size=settings.embed_batch_size)
@@ -35,7 +53,7 @@ def build_embedder(settings: Settings) -> Embedder:
     provider = provider.lower()
     if provider not in REMOTE_PROVIDERS or not rest:
         raise ValueError(
-            f"OMNICHAT_EMBEDDER={spec!r} is not supported: use 'local' or "
+            f"OMNICHAT_EMBEDDER={spec!r} is not supported: use 'local', 'local-torch' or "
             f"<{'|'.join(REMOTE_PROVIDERS)}>:<model>[:<dimensions>]"
         )
     model = EmbeddingModel.parse(provider, rest)

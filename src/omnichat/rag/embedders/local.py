@@ -3,12 +3,11 @@ network, no Hugging Face cache."""
 
 from __future__ import annotations
 
-import asyncio
 import threading
-from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING
+
+from omnichat.rag.embedders.lanes import LanedLocalEmbedder
 
 if TYPE_CHECKING:
     from sentence_transformers import SentenceTransformer
@@ -24,18 +23,16 @@ def bundled_model_path() -> Path:
     return path
 
 
-class LocalMiniLMEmbedder:
+class LocalMiniLMEmbedder(LanedLocalEmbedder):
     name = LOCAL_EMBEDDER_NAME
     dimension = LOCAL_DIMENSION
 
     def __init__(self, batch_size: int = 32, model_path: Path | None = None) -> None:
+        super().__init__("minilm")
         self.batch_size = batch_size
         self.model_path = model_path or bundled_model_path()
         self._model: SentenceTransformer | None = None
         self._lock = threading.Lock()
-        # One thread: torch already spreads one encode over the cores, and one model is not
-        # meant to run two encodes at once.
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="minilm")
 
     def load(self) -> SentenceTransformer:
         """The model, loaded on first use (importing torch and loading take seconds)."""
@@ -49,7 +46,7 @@ class LocalMiniLMEmbedder:
                 )
             return self._model
 
-    def _encode(self, texts: list[str]) -> list[list[float]]:
+    def encode(self, texts: list[str]) -> list[list[float]]:
         vectors = self.load().encode(
             texts,
             batch_size=self.batch_size,
@@ -58,18 +55,3 @@ class LocalMiniLMEmbedder:
             show_progress_bar=False,
         )
         return [[float(v) for v in row] for row in vectors.tolist()]
-
-    async def warm_up(self) -> None:
-        await asyncio.get_running_loop().run_in_executor(self._executor, self.load)
-
-    async def embed_documents(self, texts: Sequence[str]) -> list[list[float]]:
-        if not texts:
-            return []
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._executor, self._encode, list(texts))
-
-    async def embed_query(self, text: str) -> list[float]:
-        return (await self.embed_documents([text]))[0]
-
-    async def aclose(self) -> None:
-        self._executor.shutdown(wait=False, cancel_futures=True)

@@ -1,0 +1,109 @@
+"""XLSX (ECMA-376 SpreadsheetML), read with openpyxl (https://openpyxl.readthedocs.io) in
+read-only mode (rows streamed from the XML) with ``data_only`` (a formula's value as Excel last
+saved it, never the formula), after the archive checks of ``archive.check_archive`` (through
+``ooxml.check_package``).
+
+One page: a section per worksheet in the workbook's order (``## Sheet name``), its rows as a
+Markdown table (``tables``) whose header is its first non-empty row; empty rows and columns are
+left out, and so are sheets without values and chart sheets. Only the cells the sheet's XML
+holds are read (``reset_dimensions``: a false ``A1:XFD1048576`` dimension costs nothing), the
+characters count against ``max_chars`` as the rows come, and the deadline is checked every
+``CHECK_EVERY_ROWS`` rows.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import warnings
+from datetime import date, datetime, time, timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import openpyxl
+
+from omnichat.documents.extraction.archive import ArchiveLimits
+from omnichat.documents.extraction.errors import NoExtractableText, UnreadableDocument
+from omnichat.documents.extraction.ooxml import check_package
+from omnichat.documents.extraction.tables import TextBudget, cell_text, markdown_table
+from omnichat.documents.extraction.text import clean_text
+from omnichat.errors import AppError
+from omnichat.rag.types import DocumentKind, ExtractedDocument, ExtractedPage
+
+if TYPE_CHECKING:
+    from openpyxl.worksheet._read_only import ReadOnlyWorksheet
+
+    from omnichat.documents.extraction.parse import Deadline
+
+logger = logging.getLogger("omnichat.documents.xlsx")
+CORRUPT_DETAIL = "The XLSX file is corrupt or malformed and could not be read"
+CHECK_EVERY_ROWS = 1000
+
+
+def extract_xlsx(
+    path: Path, archive: ArchiveLimits, max_chars: int, deadline: Deadline
+) -> ExtractedDocument:
+    """Every worksheet as a Markdown table, one page. Blocking: run it in a sandbox worker."""
+    check_package(path, archive, "XLSX")
+    budget = TextBudget(max_chars)
+    sections: list[str] = []
+    try:
+        with warnings.catch_warnings(), path.open("rb") as file:
+            # openpyxl warns about workbook features it does not read (styles, validation).
+            warnings.simplefilter("ignore")
+            # A file object, not a path: openpyxl would judge a path by its extension.
+            workbook = openpyxl.load_workbook(file, read_only=True, data_only=True)
+            try:
+                for sheet in workbook.worksheets:
+                    table = _sheet_table(sheet, budget, deadline)
+                    if table:
+                        heading = cell_text(sheet.title)
+                        budget.spend(len(heading) + 5)
+                        sections.append(f"## {heading}\n\n{table}")
+            finally:
+                workbook.close()
+    except AppError:
+        raise
+    except Exception as exc:  # any failure to parse an untrusted file is the file's fault
+        logger.info("unreadable XLSX: %s: %s", type(exc).__name__, exc)
+        raise UnreadableDocument(CORRUPT_DETAIL) from exc
+    text = clean_text("\n\n".join(sections))
+    if not text:
+        raise NoExtractableText("The workbook has no values")
+    return ExtractedDocument(kind=DocumentKind.XLSX, pages=[ExtractedPage(number=1, text=text)])
+
+
+def _sheet_table(sheet: ReadOnlyWorksheet, budget: TextBudget, deadline: Deadline) -> str:
+    sheet.reset_dimensions()
+    rows: list[list[str]] = []
+    # The stubs type iter_rows as Worksheet's own, which a ReadOnlyWorksheet is not.
+    rows_of_values = sheet.iter_rows(values_only=True)  # type: ignore[misc]
+    for number, values in enumerate(rows_of_values):
+        if number % CHECK_EVERY_ROWS == 0:
+            deadline.check()
+        cells = [value_text(value) for value in values]
+        if any(cells):
+            budget.spend(sum(len(cell) + 3 for cell in cells if cell))
+            rows.append(cells)
+    return markdown_table(rows)
+
+
+def value_text(value: object) -> str:
+    """A cell's value as its text: whole numbers without ``.0``, dates in ISO 8601."""
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "TRUE" if value else "FALSE"
+    if isinstance(value, float):
+        if math.isfinite(value) and value.is_integer() and abs(value) < 1e15:
+            return str(int(value))
+        return repr(value)
+    if isinstance(value, datetime):
+        if value.time() == time(0):
+            return value.date().isoformat()
+        return value.isoformat(sep=" ")
+    if isinstance(value, date | time):
+        return value.isoformat()
+    if isinstance(value, timedelta):
+        return str(value)
+    return cell_text(str(value))

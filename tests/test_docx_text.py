@@ -1,0 +1,134 @@
+"""Every word a reader of a DOCX sees is extracted, once, in reading order, and indexed; text
+that tracked changes removed, and field instructions, are not."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import httpx
+import pytest
+
+from omnichat.container import Container
+from omnichat.documents.extraction.archive import ArchiveLimits
+from omnichat.documents.extraction.docx import extract_docx
+from omnichat.documents.extraction.errors import (
+    DocumentTooComplex,
+    NoExtractableText,
+    UnreadableDocument,
+)
+from omnichat.documents.extraction.parse import ParseLimits, parse_file
+from tests import docx_factory as make
+from tests.conftest import TestUser
+
+LIMITS = ArchiveLimits(
+    max_uncompressed_bytes=200 * 2**20, max_entries=5000, max_compression_ratio=100
+)
+
+
+def _occurrences(text: str, word: str) -> list[int]:
+    return [match.start() for match in re.finditer(rf"\b{word}\b", text)]
+
+
+def _text_of(tmp_path: Path, data: bytes) -> str:
+    path = tmp_path / "every.docx"
+    path.write_bytes(data)
+    document = extract_docx(path, LIMITS)
+    assert [page.number for page in document.pages] == [1]
+    return document.pages[0].text
+
+
+def test_every_visible_word_is_read_once_and_no_removed_one(tmp_path: Path) -> None:
+    text = _text_of(tmp_path, make.make_docx_with_every_part())
+
+    counts = {place: len(_occurrences(text, word)) for place, word in make.VISIBLE_WORDS.items()}
+    assert counts == dict.fromkeys(make.VISIBLE_WORDS, 1)  # a text box is in the file twice
+    for place, word in make.HIDDEN_WORDS.items():
+        assert word not in text, place
+
+
+def test_words_come_in_reading_order(tmp_path: Path) -> None:
+    """Headers, the body (a text box right after its anchor paragraph), footnotes, endnotes,
+    comments, footers: the factory lists its words in that order."""
+    text = _text_of(tmp_path, make.make_docx_with_every_part())
+
+    words = list(make.VISIBLE_WORDS.values())
+    assert sorted(words, key=lambda word: _occurrences(text, word)[0]) == words
+    blocks = text.split("\n\n")
+    anchor = blocks.index("quokkaanchor")
+    assert blocks[anchor + 1 : anchor + 5] == [
+        "quokkatextbox",
+        "quokkavmlanchor",
+        "quokkavml",
+        "quokkaafter",
+    ]
+
+
+def test_markdown_rendering_survives(tmp_path: Path) -> None:
+    """Headings and lists keep their markers; a table is one row per line, cells include
+    their content controls and insertions, a nested table reads inside its cell."""
+    blocks = _text_of(tmp_path, make.make_docx_with_every_part()).split("\n\n")
+
+    assert "# quokkaheading" in blocks
+    assert "- quokkalist" in blocks
+    assert (
+        "| quokkacell | inner; quokkanested |\n"
+        "| --- | --- |\n"
+        "| quokkacellsdt | quokkacellins |\n"
+        "| quokkarowsdt |  |"
+    ) in blocks
+    assert "quokkabreakone\nquokkabreaktwo\tquokkatabbed-joined" in blocks
+
+
+def test_merged_cells_read_as_before(tmp_path: Path) -> None:
+    assert _text_of(tmp_path, make.make_docx_with_merged_cells()) == (
+        "| down | c01 | c02 |\n| --- | --- | --- |\n| down | c11 | c12 |\n| c20 | across |"
+    )
+
+
+def test_only_the_headers_the_sections_show_are_read(tmp_path: Path) -> None:
+    text = _text_of(tmp_path, make.make_docx_with_header_variants())
+
+    assert text == "quokkaodd\n\nquokkaeven\n\nBody text."
+
+
+def test_only_removed_text_is_no_text(tmp_path: Path) -> None:
+    with pytest.raises(NoExtractableText):
+        _text_of(tmp_path, make.make_docx_with_only_deleted_text())
+
+
+def test_a_malformed_notes_part_is_corrupt(tmp_path: Path) -> None:
+    data = make.replace_entry(
+        make.make_docx_with_every_part(), "word/footnotes.xml", b"<w:footnotes not xml"
+    )
+    with pytest.raises(UnreadableDocument, match="corrupt"):
+        _text_of(tmp_path, data)
+
+
+def test_the_parse_deadline_reaches_the_walk(tmp_path: Path) -> None:
+    path = tmp_path / "every.docx"
+    path.write_bytes(make.make_docx_with_every_part())
+    limits = ParseLimits(max_pdf_pages=10, max_chars=10**6, docx=LIMITS, deadline_base_s=0)
+
+    with pytest.raises(DocumentTooComplex):
+        parse_file(str(path), "every.docx", limits)
+
+
+async def test_every_visible_word_is_found_after_upload(
+    client: httpx.AsyncClient, alice: TestUser, container: Container
+) -> None:
+    r = await client.post(
+        "/upload/document",
+        files={"file": ("every.docx", make.make_docx_with_every_part(), "application/msword")},
+        headers=alice.headers,
+    )
+    assert r.status_code == 200, r.text
+    document = r.json()
+    assert document["status"] == "ready"
+
+    for place, word in make.VISIBLE_WORDS.items():
+        hits = await container.retriever.retrieve(alice.id, word, mode="keyword")
+        assert {hit.document_id for hit in hits} == {document["id"]}, place
+        assert any(word in hit.text for hit in hits), place
+    for place, word in make.HIDDEN_WORDS.items():
+        assert await container.retriever.retrieve(alice.id, word, mode="keyword") == [], place

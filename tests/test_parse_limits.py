@@ -1,0 +1,104 @@
+"""No upload can exhaust the server: parsers run in worker processes capped in memory and time,
+an overrun is a clear 422 that stores nothing (the worker is replaced, the next upload works),
+and a user whose uploads keep being refused that way gets 429 for a while."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from fastapi import FastAPI
+
+from omnichat.documents.extraction import DocumentTooComplex
+from omnichat.documents.extraction.sandbox import SandboxPool
+from omnichat.errors import ServiceUnavailable
+from tests import sandbox_jobs
+from tests.conftest import TestUser, make_settings, register_user
+from tests.docs_factory import make_heavy_docx, make_pdf, make_shared_stream_pdf
+from tests.test_documents_lifecycle import started
+
+MIB = 1024 * 1024
+
+
+@pytest.fixture(scope="module")
+def pool() -> Iterator[SandboxPool]:
+    sandbox = SandboxPool("test", workers=2, memory_bytes=384 * MIB)
+    yield sandbox
+    sandbox.close()
+
+
+async def test_a_job_that_needs_too_much_memory_is_refused_and_the_worker_replaced(
+    pool: SandboxPool,
+) -> None:
+    with pytest.raises(DocumentTooComplex, match="384 MiB"):
+        await pool.run("u1", sandbox_jobs.allocate, 1024, timeout_s=60)
+    assert await pool.run("u1", sandbox_jobs.allocate, 16, timeout_s=60) == 16 * MIB
+
+
+async def test_workers_that_cannot_start_are_a_503_and_a_new_pool() -> None:
+    sandbox = SandboxPool("broken", workers=1, memory_bytes=384 * MIB)
+    try:
+        with pytest.raises(ServiceUnavailable, match="could not start its worker processes"):
+            await sandbox.run("u1", sandbox_jobs.echo, sandbox_jobs.Unloadable(), timeout_s=60)
+        assert await sandbox.run("u1", sandbox_jobs.echo, "next", timeout_s=60) == "next"
+    finally:
+        sandbox.close()
+
+
+async def test_a_job_past_its_time_is_killed_and_the_worker_replaced(pool: SandboxPool) -> None:
+    with pytest.raises(DocumentTooComplex, match="took longer than 1 s"):
+        await pool.run("u1", sandbox_jobs.spin, 60, timeout_s=1)
+    assert await pool.run("u1", sandbox_jobs.echo, "next", timeout_s=60) == "next"
+
+
+@pytest.fixture
+async def strict(
+    app: FastAPI, database_url: str, tmp_path: Path
+) -> AsyncIterator[tuple[FastAPI, httpx.AsyncClient]]:
+    settings = make_settings(
+        database_url,
+        tmp_path,
+        parse_deadline_s=2.0,
+        parse_deadline_per_page_s=0.004,
+        parser_memory_mb=256,
+        failed_upload_limit="2/10 minutes",
+    )
+    async for pair in started(settings):
+        yield pair
+
+
+async def _upload(
+    client: httpx.AsyncClient, user: TestUser, name: str, data: bytes
+) -> httpx.Response:
+    return await client.post(
+        "/upload/document",
+        files={"file": (name, data, "application/octet-stream")},
+        headers=user.headers,
+    )
+
+
+async def test_costly_files_are_refused_and_repeating_them_is_not_free(
+    strict: tuple[FastAPI, httpx.AsyncClient], tmp_path: Path
+) -> None:
+    _, client = strict
+    attacker, bystander = await register_user(client, "bomb"), await register_user(client, "ok")
+    heavy = tmp_path / "heavy.docx"
+    make_heavy_docx(heavy)
+    for name, data in (
+        ("shared.pdf", make_shared_stream_pdf()),
+        ("heavy.docx", heavy.read_bytes()),
+    ):
+        r = await _upload(client, attacker, name, data)
+        assert r.status_code == 422, r.text
+        assert r.json()["detail"].startswith("The document is too complex to index")
+    assert (await client.get("/documents", headers=attacker.headers)).json() == []
+    # Two refusals of that kind in the window: the attacker's next upload is a 429 ...
+    r = await _upload(client, attacker, "fine.pdf", make_pdf(["A fine page."]))
+    assert r.status_code == 429, r.text
+    assert int(r.headers["Retry-After"]) > 0
+    # ... while the workers were replaced and everyone else goes on.
+    r = await _upload(client, bystander, "fine.pdf", make_pdf(["A fine page."]))
+    assert r.status_code == 200, r.text
+    assert r.json()["status"] == "ready"
