@@ -17,6 +17,7 @@ import asyncio
 import csv
 import io
 import json
+import shutil
 import statistics
 import time
 from collections import defaultdict
@@ -25,7 +26,9 @@ from pathlib import Path
 
 from sqlalchemy import text
 
+from omnichat.db.unit_of_work import unit_of_work
 from omnichat.rag.retrieval import RetrievalOptions, Retriever
+from omnichat.rag.types import VectorRecord
 
 DEFAULT_DIR = Path(__file__).resolve().parents[2] / "shared" / "data" / "scifact"
 SCIFACT_MODES = ("vector", "keyword", "hybrid")
@@ -80,9 +83,79 @@ def load_scifact(folder: Path, max_documents: int | None = None) -> SciFact:
 
 
 async def bench_scifact(folder: Path, data: SciFact, embedder: str) -> SciFactResult:
+    """Upload the corpus into a new data dir at ``folder``, then evaluate it."""
+    from benchmarks.rag_bench import add_user, make_settings, start_container, stop_container
+
+    container = await start_container(make_settings(folder, embedder=embedder))
+    try:
+        user_id = await add_user(container, "scifact")
+        await container.vector_index.embedder.warm_up()  # type: ignore[attr-defined]
+        slots = asyncio.Semaphore(8)
+
+        async def upload(doc_id: str, body: str) -> None:
+            async with slots:
+                source = io.BytesIO(body.encode())
+                _, task = await container.documents.upload(user_id, source, f"{doc_id}.txt", None)
+                error = await task
+                if error is not None:
+                    raise RuntimeError(f"SciFact {doc_id}: {error.detail}")
+
+        started = time.perf_counter()
+        await asyncio.gather(*(upload(doc, body) for doc, body in data.corpus.items()))
+        ingest_s = time.perf_counter() - started
+    finally:
+        await stop_container(container)
+    return await evaluate_scifact(folder, data, embedder, ingest_s)
+
+
+async def reembed_scifact(
+    source: Path, folder: Path, data: SciFact, embedder: str
+) -> SciFactResult:
+    """The same chunks as the data dir at ``source`` (which ``bench_scifact`` filled with
+    another embedder), copied to ``folder`` and embedded again by ``embedder``: what
+    ``omnichat reindex`` does, without parsing the originals again. Then evaluated."""
+    from benchmarks.rag_bench import make_settings, start_container, stop_container
+
+    shutil.copytree(source, folder)
+    settings = make_settings(folder, embedder=embedder)
+    container = await start_container(settings)
+    index = container.vector_index
+    try:
+        async with container.database.reader() as db:
+            rows = (
+                await db.execute(
+                    text(
+                        "SELECT c.id, c.document_id, d.user_id, c.text FROM chunks c "
+                        "JOIN documents d ON d.id = c.document_id"
+                    )
+                )
+            ).all()
+        started = time.perf_counter()
+        vectors = await index.embedder.embed_documents([row[3] for row in rows])
+        embed_s = time.perf_counter() - started
+        await index.store.reset(index.embedder.dimension)
+        async with unit_of_work(container.database.writer) as db:
+            await index.store.upsert(
+                db,
+                str(rows[0][2]),
+                [
+                    VectorRecord(int(row[0]), str(row[1]), vector)
+                    for row, vector in zip(rows, vectors, strict=True)
+                ],
+            )
+        await index.record_rebuilt()
+    finally:
+        await stop_container(container)
+    return await evaluate_scifact(folder, data, embedder, embed_s)
+
+
+async def evaluate_scifact(
+    folder: Path, data: SciFact, embedder: str, ingest_s: float = float("nan")
+) -> SciFactResult:
+    """nDCG@10 of every mode over the test queries, on the data dir at ``folder`` that
+    ``bench_scifact`` filled (a document's file name is its corpus id)."""
     from benchmarks.rag_bench import (
         CANDIDATES,
-        add_user,
         make_settings,
         ndcg_at_k,
         start_container,
@@ -92,28 +165,11 @@ async def bench_scifact(folder: Path, data: SciFact, embedder: str) -> SciFactRe
 
     container = await start_container(make_settings(folder, embedder=embedder))
     try:
-        user_id = await add_user(container, "scifact")
-        await container.vector_index.embedder.warm_up()  # type: ignore[attr-defined]
-        corpus_id: dict[str, str] = {}
-        slots = asyncio.Semaphore(8)
-
-        async def upload(doc_id: str, body: str) -> None:
-            async with slots:
-                source = io.BytesIO(body.encode())
-                document, task = await container.documents.upload(
-                    user_id, source, f"{doc_id}.txt", None
-                )
-                error = await task
-                if error is not None:
-                    raise RuntimeError(f"SciFact {doc_id}: {error.detail}")
-                corpus_id[document.id] = doc_id
-
-        started = time.perf_counter()
-        await asyncio.gather(*(upload(doc, body) for doc, body in data.corpus.items()))
-        ingest_s = time.perf_counter() - started
         async with container.database.reader() as db:
+            rows = await db.execute(text("SELECT id, user_id, filename FROM documents"))
+            corpus_id = {str(id_): name.removesuffix(".txt") for id_, _, name in rows}
+            user_id = str(await db.scalar(text("SELECT id FROM users")))
             chunks = int(await db.scalar(text("SELECT count(*) FROM chunks")) or 0)
-
         retriever = Retriever(
             container.database,
             container.vector_index.embedder,
@@ -128,7 +184,7 @@ async def bench_scifact(folder: Path, data: SciFact, embedder: str) -> SciFactRe
                 scores[mode].append(ndcg_at_k(ranked, data.qrels[query_id]))
         return SciFactResult(
             embedder=embedder,
-            documents=len(data.corpus),
+            documents=len(corpus_id),
             chunks=chunks,
             queries=len(data.queries),
             ingest_s=ingest_s,

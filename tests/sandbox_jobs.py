@@ -33,3 +33,21 @@ class Unloadable:
 
     def __reduce__(self) -> tuple[object, tuple[()]]:
         return (_refuse_to_load, ())
+
+
+def pid() -> int:
+    import os
+
+    return os.getpid()
+
+
+class _Unpicklable(Exception):
+    """An exception holding something that cannot be pickled (as lxml's hold their error log)."""
+
+    def __init__(self) -> None:
+        super().__init__("unpicklable")
+        self.handle = lambda: None
+
+
+def raise_unpicklable() -> None:
+    raise _Unpicklable

@@ -8,7 +8,7 @@ from itertools import pairwise
 
 import pytest
 
-from omnichat.rag.chunking import Chunker
+from omnichat.rag.chunking import BLOCK_CHARS, Chunker, blocks
 from omnichat.rag.types import DocumentKind, ExtractedDocument, ExtractedPage
 from omnichat.settings import Settings
 
@@ -147,3 +147,23 @@ def test_chunking_from_many_threads_gives_the_same_result(chunker: Chunker) -> N
 def test_refuses_impossible_sizes(max_tokens: int, overlap: int) -> None:
     with pytest.raises(ValueError, match="tokens"):
         Chunker(max_tokens=max_tokens, overlap_tokens=overlap)
+
+
+def test_blocks_cut_at_the_largest_break_and_lose_nothing() -> None:
+    text = "a" * 20 + "\n\nline\nb " + "word " * 40
+    pieces = blocks(text, size=32)
+    assert "".join(pieces) == text
+    assert all(len(piece) <= 32 for piece in pieces)
+    assert pieces[0] == "a" * 20 + "\n\n"  # the paragraph break, not the line or a space
+    assert blocks("x" * 70, size=32) == ["x" * 32, "x" * 32, "x" * 6]  # no break: cut at size
+
+
+def test_a_page_longer_than_a_block_is_chunked_in_blocks_with_nothing_lost() -> None:
+    text = prose(30_000, seed=3)  # ~200 KB: several blocks
+    assert len(text) > 2 * BLOCK_CHARS
+    chunks = Chunker(max_tokens=64, overlap_tokens=0).chunk(document(text))
+    assert all(chunk.token_count <= 64 for chunk in chunks)
+    assert "".join("".join(chunk.text.split()) for chunk in chunks) == "".join(text.split())
+    # One-character tokens with no break at all still come out in fitting chunks.
+    dense = Chunker(max_tokens=64).chunk(document("&" * (BLOCK_CHARS + 500)))
+    assert all(chunk.token_count <= 64 for chunk in dense)

@@ -4,6 +4,9 @@ and a user whose uploads keep being refused that way gets 429 for a while."""
 
 from __future__ import annotations
 
+import asyncio
+import os
+import signal
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -11,7 +14,7 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
-from omnichat.documents.extraction import DocumentTooComplex
+from omnichat.documents.extraction import DocumentTooComplex, UnreadableDocument
 from omnichat.documents.extraction.sandbox import SandboxPool
 from omnichat.errors import ServiceUnavailable
 from tests import sandbox_jobs
@@ -45,6 +48,26 @@ async def test_workers_that_cannot_start_are_a_503_and_a_new_pool() -> None:
         assert await sandbox.run("u1", sandbox_jobs.echo, "next", timeout_s=60) == "next"
     finally:
         sandbox.close()
+
+
+async def test_a_worker_killed_while_idle_costs_no_upload() -> None:
+    sandbox = SandboxPool("killed", workers=1, memory_bytes=384 * MIB)
+    try:
+        worker = await sandbox.run("u1", sandbox_jobs.pid, timeout_s=60)
+        os.kill(worker, signal.SIGKILL)  # the OOM killer's pick, or an operator's
+        await asyncio.sleep(0.5)
+        for n in range(3):
+            assert await sandbox.run("u1", sandbox_jobs.echo, f"after {n}", timeout_s=60) == (
+                f"after {n}"
+            )
+    finally:
+        sandbox.close()
+
+
+async def test_a_parser_error_that_cannot_travel_is_a_clear_422(pool: SandboxPool) -> None:
+    with pytest.raises(UnreadableDocument, match="its reader failed"):
+        await pool.run("u1", sandbox_jobs.raise_unpicklable, timeout_s=60)
+    assert await pool.run("u1", sandbox_jobs.echo, "still fine", timeout_s=60) == "still fine"
 
 
 async def test_a_job_past_its_time_is_killed_and_the_worker_replaced(pool: SandboxPool) -> None:

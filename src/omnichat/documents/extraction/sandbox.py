@@ -24,14 +24,29 @@ from typing import Any, TypeVar
 
 from pebble import ProcessExpired, ProcessPool
 
-from omnichat.documents.extraction.errors import DocumentTooComplex
-from omnichat.errors import ServiceUnavailable
+from omnichat.documents.extraction.errors import DocumentTooComplex, UnreadableDocument
+from omnichat.errors import AppError, ServiceUnavailable
 from omnichat.fairness import FairSlots
 
 logger = logging.getLogger("omnichat.documents.sandbox")
 T = TypeVar("T")
 # A worker is replaced after this many jobs: whatever a parser leaks does not pile up.
 JOBS_PER_WORKER = 50
+
+
+def _call_in_worker(function: Callable[..., T], args: tuple[Any, ...]) -> T:
+    """Runs ``function`` in the worker. What it raises must travel back to the server: an
+    ``AppError`` or ``MemoryError`` as it is; anything else (a parser's own exception, which may
+    hold objects that cannot be pickled, such as lxml's error log) as ``UnreadableDocument``."""
+    try:
+        return function(*args)
+    except (AppError, MemoryError):
+        raise
+    except Exception as exc:
+        logger.info("parser failed: %s: %s", type(exc).__name__, exc)
+        raise UnreadableDocument(
+            f"The file could not be read: its reader failed ({type(exc).__name__})"
+        ) from None
 
 
 def _limit_memory(max_bytes: int) -> None:
@@ -55,39 +70,49 @@ class SandboxPool:
 
     async def run(self, owner: str, function: Callable[..., T], *args: Any, timeout_s: float) -> T:
         async with self._slots.slot(owner):
-            future = self._get_pool().schedule(function, args, timeout=timeout_s)
-            try:
-                result: T = await asyncio.wrap_future(future)
-                return result
-            except asyncio.CancelledError:
-                future.cancel()  # type: ignore[no-untyped-call]  # kills a running job's worker
-                raise
-            except FutureTimeout:
-                raise DocumentTooComplex(f"took longer than {timeout_s:g} s to read") from None
-            except MemoryError:
-                raise DocumentTooComplex(
-                    f"needs more than the {self._memory_mib} MiB of memory its reader may use"
-                ) from None
-            except BrokenProcessPool as exc:
-                # Workers that die before they take a job (they cannot start: a broken install,
-                # no memory for a new process) are the server's fault, not the file's.
-                logger.error("%s workers cannot start: %s", self.name, exc)
-                self._discard_pool()
-                raise ServiceUnavailable(
-                    "The document reader could not start its worker processes; try again later"
-                ) from None
-            except ProcessExpired as exc:
-                logger.warning("%s worker died: %s", self.name, exc)
-                raise DocumentTooComplex(
-                    "made its reader fail (it crashed, or ran out of the "
-                    f"{self._memory_mib} MiB of memory it may use)"
-                ) from None
+            for attempt in (1, 2):
+                try:
+                    return await self._run_once(function, args, timeout_s)
+                except (BrokenProcessPool, RuntimeError) as exc:
+                    # The pool itself broke (a worker killed while idle, by the OOM killer or
+                    # an operator; workers that cannot start): the job never ran, and it is
+                    # not the file's fault. A new pool gets one more try.
+                    logger.error("%s pool broke (attempt %d): %r", self.name, attempt, exc)
+                    self._discard_pool()
+            raise ServiceUnavailable(
+                "The document reader could not start its worker processes; try again later"
+            )
+
+    async def _run_once(
+        self, function: Callable[..., T], args: tuple[Any, ...], timeout_s: float
+    ) -> T:
+        future = self._get_pool().schedule(_call_in_worker, (function, args), timeout=timeout_s)
+        try:
+            result: T = await asyncio.wrap_future(future)
+            return result
+        except asyncio.CancelledError:
+            future.cancel()  # type: ignore[no-untyped-call]  # kills a running job's worker
+            raise
+        except FutureTimeout:
+            raise DocumentTooComplex(f"took longer than {timeout_s:g} s to read") from None
+        except MemoryError:
+            raise DocumentTooComplex(
+                f"needs more than the {self._memory_mib} MiB of memory its reader may use"
+            ) from None
+        except ProcessExpired as exc:
+            logger.warning("%s worker died: %s", self.name, exc)
+            raise DocumentTooComplex(
+                "made its reader fail (it crashed, or ran out of the "
+                f"{self._memory_mib} MiB of memory it may use)"
+            ) from None
 
     @property
     def _memory_mib(self) -> int:
         return self._memory_bytes // 2**20
 
     def _get_pool(self) -> ProcessPool:
+        if self._pool is not None and not self._pool.active:
+            self._discard_pool()
         if self._pool is None:
             self._pool = ProcessPool(
                 max_workers=self._workers,
