@@ -36,13 +36,13 @@ class LocalBlobStore:
 
     def _put(self, target: Path, source: Path) -> None:
         for attempt in range(3):
-            target.parent.mkdir(parents=True, exist_ok=True)
             try:
+                target.parent.mkdir(parents=True, exist_ok=True)
                 # Same folder as the target, so os.replace is a rename within one file system.
                 # The leading dot keeps temp names out of the key space.
                 fd, temp_name = tempfile.mkstemp(dir=target.parent, prefix=".tmp-")
                 break
-            except FileNotFoundError:  # a delete removed the emptied folder meanwhile
+            except FileNotFoundError:  # a delete removed an emptied folder meanwhile
                 if attempt == 2:
                     raise
         try:
