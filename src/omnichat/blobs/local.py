@@ -15,6 +15,8 @@ from omnichat.blobs.base import BlobNotFound
 from omnichat.blobs.keys import check_key
 
 _COPY_CHUNK = 1024 * 1024
+# A put whose folder a concurrent delete removed (it had just been emptied) makes it again.
+PUT_ATTEMPTS = 20
 
 
 def _fsync_dir(path: Path) -> None:
@@ -35,15 +37,18 @@ class LocalBlobStore:
         return self.root / check_key(key)
 
     def _put(self, target: Path, source: Path) -> None:
-        for attempt in range(3):
+        for attempt in range(PUT_ATTEMPTS):
             try:
                 target.parent.mkdir(parents=True, exist_ok=True)
                 # Same folder as the target, so os.replace is a rename within one file system.
                 # The leading dot keeps temp names out of the key space.
                 fd, temp_name = tempfile.mkstemp(dir=target.parent, prefix=".tmp-")
                 break
-            except FileNotFoundError:  # a delete removed an emptied folder meanwhile
-                if attempt == 2:
+            # A delete removed an emptied folder meanwhile; or another put made it while this
+            # mkdir(parents=True) was making its parent (pathlib then raises FileExistsError
+            # despite exist_ok).
+            except (FileNotFoundError, FileExistsError):
+                if attempt == PUT_ATTEMPTS - 1:
                     raise
         try:
             with os.fdopen(fd, "wb") as out, source.open("rb") as src:
