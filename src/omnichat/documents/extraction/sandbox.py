@@ -132,7 +132,7 @@ class SandboxPool:
 
     def close(self) -> None:
         """Stops the workers (blocks until they exit); queued jobs are cancelled."""
-        pool, self._pool = self._pool, None
+        pool = self._pool
+        self._discard_pool()
         if pool is not None:
-            pool.stop()  # type: ignore[no-untyped-call]
             pool.join(timeout=10)
