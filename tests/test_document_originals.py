@@ -36,6 +36,12 @@ from tests.test_cli import _env, _free_port
 from tests.test_documents_lifecycle import _serve
 
 DOCUMENTS_PER_USER = 5
+# Each document's one word: unrelated in meaning, so that the embedding arm of a hybrid search
+# ranks a document by its own word too (random strings would leave it to chance).
+WORDS = {
+    "alice": ["volcano", "penguin", "saxophone", "cinnamon", "glacier"],
+    "bob": ["telescope", "bicycle", "orchid", "submarine", "chessboard"],
+}
 
 
 @pytest.fixture
@@ -83,8 +89,7 @@ async def upload_many(
 ) -> dict[str, tuple[bytes, str]]:
     """Uploads DOCUMENTS_PER_USER text files; returns id -> (bytes, the file's unique word)."""
     uploaded = {}
-    for number in range(DOCUMENTS_PER_USER):
-        word = f"w{uuid.uuid4().hex[:10]}"
+    for number, word in enumerate(WORDS[owner]):
         data = body_of(owner, number, word)
         r = await client.post(
             "/upload/document",
@@ -166,9 +171,14 @@ async def test_each_upload_keeps_its_own_original(
     await assert_chunks_are_their_own(container, {**alices, **bobs})
     await assert_found_by_word(container, alice, alices)
     await assert_found_by_word(container, bob, bobs)
-    for document_id, (_, word) in alices.items():
-        hits = await container.retriever.retrieve(alice.id, f"Which word matters? {word}")
-        assert hits[0].document_id == document_id
+    # Each document's vectors are its own text's too: found by meaning alone, and by both arms.
+    for user, uploaded in ((alice, alices), (bob, bobs)):
+        for document_id, (_, word) in uploaded.items():
+            for mode in ("vector", "hybrid"):
+                hits = await container.retriever.retrieve(
+                    user.id, f"Which word matters? {word}", mode=mode
+                )
+                assert hits[0].document_id == document_id, (mode, word)
 
     # Crash-resume: two documents of one user left mid-indexing are indexed again from their
     # own originals.

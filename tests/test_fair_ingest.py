@@ -44,6 +44,19 @@ class CountingEmbedder:
         return list(await self.inner.embed_query(text))
 
 
+class HeldEmbedder(CountingEmbedder):
+    """The app's embedder, holding every document batch until released: indexing that has
+    started cannot finish before the test "restarts" the server."""
+
+    def __init__(self, inner: Any) -> None:
+        super().__init__(inner)
+        self.released = asyncio.Event()
+
+    async def embed_documents(self, texts: Sequence[str]) -> list[list[float]]:
+        await self.released.wait()
+        return await super().embed_documents(texts)
+
+
 async def _upload(
     client: httpx.AsyncClient, user: TestUser, data: bytes, name: str, *, background: bool
 ) -> httpx.Response:
@@ -129,13 +142,21 @@ async def test_only_started_indexing_counts_as_an_attempt(fresh_url: str, tmp_pa
                 .values(status=DocumentStatus.PROCESSING.value, attempts=0)
             )
         # One document of the user's is indexed at a time: the first starts, the others wait.
-        # "Restart" each time the first has started, MAX_ATTEMPTS times.
-        for round_number in range(1, MAX_ATTEMPTS + 1):
-            assert await ingestor.resume() == 3
-            while (await _attempts(container, ids))[0] < round_number:  # noqa: ASYNC110
-                await asyncio.sleep(0.01)
-            await ingestor.shutdown()
-            assert (await _attempts(container, ids))[1:] == [0, 0]  # never started
+        # "Restart" each time the first has started, MAX_ATTEMPTS times. The held embedder keeps
+        # the first from finishing (a tiny note is otherwise indexed before the restart).
+        lanes = ingestor._embedding
+        held = HeldEmbedder(lanes.embedder)
+        lanes.embedder = held
+        try:
+            for round_number in range(1, MAX_ATTEMPTS + 1):
+                assert await ingestor.resume() == 3
+                while (await _attempts(container, ids))[0] < round_number:  # noqa: ASYNC110
+                    await asyncio.sleep(0.01)
+                await ingestor.shutdown()
+                assert (await _attempts(container, ids))[1:] == [0, 0]  # never started
+        finally:
+            lanes.embedder = held.inner
+        assert held.batches == 0
         assert await ingestor.resume() == 3
         states = {}
         for document_id in ids:
