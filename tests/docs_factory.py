@@ -55,14 +55,15 @@ def text_image(lines: list[str], size: tuple[int, int] = (1400, 600)) -> Image.I
 
 def make_scanned_pdf(pages: list[tuple[str, list[str]]]) -> bytes:
     """Pages of three sorts: ``("scan", lines)`` a picture of those lines and no text layer,
-    ``("text", lines)`` ordinary text, ``("blank", [])`` a picture of nothing."""
+    ``("text", lines)`` ordinary text, ``("blank", [])`` a picture of nothing, ``("empty", [])``
+    a page with nothing on it at all."""
     pdf = _fpdf()
     pdf.set_font("Helvetica", size=12)
     for sort, lines in pages:
         pdf.add_page()
         if sort == "text":
             pdf.multi_cell(0, 8, "\n".join(lines))
-        else:
+        elif sort != "empty":
             picture = text_image(lines) if sort == "scan" else Image.new("RGB", (700, 300), "white")
             pdf.image(picture, x=10, y=10, w=190)
     return bytes(pdf.output())

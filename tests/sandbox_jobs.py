@@ -51,3 +51,46 @@ class _Unpicklable(Exception):
 
 def raise_unpicklable() -> None:
     raise _Unpicklable
+
+
+_held: list[bytearray] = []
+
+
+def hold(megabytes: int) -> int:
+    """Allocates ``megabytes`` and keeps them after the job (what a parser's allocator keeps
+    after a large document); returns the worker's pid."""
+    import os
+
+    _held.append(bytearray(megabytes * 1024 * 1024))
+    return os.getpid()
+
+
+def out_of_memory_unless_first_job() -> int:
+    """Runs out of memory in a worker that has done other jobs (what they left behind is to
+    blame); in a fresh worker returns its pid."""
+    import os
+
+    from omnichat.documents.extraction import sandbox
+
+    if sandbox._Worker.jobs > 1:
+        raise MemoryError
+    return os.getpid()
+
+
+def parse_xml_short_of_memory() -> None:
+    """Parses a large XML document after lowering this worker's memory cap to a little above
+    what it uses, failing the way a parser does (a corrupt-file error raised from lxml's)."""
+    import resource
+
+    from lxml import etree
+
+    from omnichat.documents.extraction import UnreadableDocument
+    from omnichat.documents.extraction.sandbox import _address_space_bytes
+
+    xml = b"<doc>" + b"<p>Some words in a paragraph.</p>" * 2_000_000 + b"</doc>"
+    cap = _address_space_bytes() + 32 * 1024 * 1024
+    resource.setrlimit(resource.RLIMIT_AS, (cap, resource.getrlimit(resource.RLIMIT_AS)[1]))
+    try:
+        etree.fromstring(xml)
+    except etree.XMLSyntaxError as exc:
+        raise UnreadableDocument("The file is corrupt or malformed and could not be read") from exc

@@ -108,7 +108,7 @@ def test_a_malformed_notes_part_is_corrupt(tmp_path: Path) -> None:
 def test_the_parse_deadline_reaches_the_walk(tmp_path: Path) -> None:
     path = tmp_path / "every.docx"
     path.write_bytes(make.make_docx_with_every_part())
-    limits = ParseLimits(max_pdf_pages=10, max_chars=10**6, docx=LIMITS, deadline_base_s=0)
+    limits = ParseLimits(max_pdf_pages=10, max_chars=10**6, archive=LIMITS, deadline_base_s=0)
 
     with pytest.raises(DocumentTooComplex):
         parse_file(str(path), "every.docx", limits)

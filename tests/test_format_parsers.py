@@ -27,7 +27,7 @@ from tests.test_formats import CSV_ROWS, DECK, WORKBOOK, page_html
 ARCHIVE = ArchiveLimits(
     max_uncompressed_bytes=50 * 2**20, max_entries=500, max_compression_ratio=100
 )
-LIMITS = ParseLimits(max_pdf_pages=10, max_chars=1_000_000, docx=ARCHIVE)
+LIMITS = ParseLimits(max_pdf_pages=10, max_chars=1_000_000, archive=ARCHIVE)
 XLSX_SHEET = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet.main+xml"
 
 
@@ -156,6 +156,20 @@ def test_html_main_element_is_the_text_when_there_is_one(tmp_path: Path) -> None
     page = b"<html><head><title>T</title></head><body><p>outside</p><main>inside</main></body>"
 
     assert text_of(tmp_path, page, "p.html") == "# T\n\ninside"
+
+
+@pytest.mark.parametrize("depth", [300, 2000])
+def test_html_nested_deeper_than_libxml2s_default_limit_keeps_every_word(
+    tmp_path: Path, depth: int
+) -> None:
+    page = f"<!DOCTYPE html><body>{'<div>' * depth}deepest{'</div>' * depth}<p>after</p>"
+    assert text_of(tmp_path, page.encode(), "p.html") == "deepest\n\nafter"
+
+
+def test_html_nested_past_what_its_reader_reads_is_refused_not_cut(tmp_path: Path) -> None:
+    page = f"<!DOCTYPE html><body>{'<div>' * 3000}deepest{'</div>' * 3000}<p>after</p>"
+    with pytest.raises(DocumentTooComplex, match="more than 2048 levels deep"):
+        parse(tmp_path, page.encode(), "p.html")
 
 
 @pytest.mark.parametrize(
@@ -321,7 +335,7 @@ BIG_FILES = {
 @pytest.mark.parametrize("kind", list(BIG_FILES))
 def test_the_character_limit_stops_every_reader(tmp_path: Path, kind: str) -> None:
     data, name = BIG_FILES[kind]
-    small = ParseLimits(max_pdf_pages=10, max_chars=5000, docx=ARCHIVE)
+    small = ParseLimits(max_pdf_pages=10, max_chars=5000, archive=ARCHIVE)
 
     with pytest.raises(DocumentTooLarge, match="at most 5000 are accepted"):
         parse(tmp_path, data, name, small)
@@ -330,7 +344,7 @@ def test_the_character_limit_stops_every_reader(tmp_path: Path, kind: str) -> No
 @pytest.mark.parametrize("kind", list(BIG_FILES))
 def test_the_deadline_stops_every_reader(tmp_path: Path, kind: str) -> None:
     data, name = BIG_FILES[kind]
-    no_time = ParseLimits(max_pdf_pages=10, max_chars=10**7, docx=ARCHIVE, deadline_base_s=0)
+    no_time = ParseLimits(max_pdf_pages=10, max_chars=10**7, archive=ARCHIVE, deadline_base_s=0)
 
     with pytest.raises(DocumentTooComplex):
         parse(tmp_path, data, name, no_time)

@@ -53,6 +53,15 @@ async def test_a_scanned_pdf_is_read_by_ocr_page_by_page(
     assert hits[0].page == 4
 
 
+async def test_an_empty_page_is_reported_too(client: httpx.AsyncClient) -> None:
+    """A page with neither text nor a picture yields no text as surely as a blank scan."""
+    user = await register_user(client, "empty-page")
+    pdf = make_scanned_pdf([("text", ["A typed page about quinces."]), ("empty", [])])
+    r = await upload(client, user, pdf)
+    assert r.status_code == 200, r.text
+    assert (r.json()["pages"], r.json()["pages_without_text"]) == (2, [2])
+
+
 @pytest.fixture
 async def one_ocr_page(
     app: FastAPI, database_url: str, tmp_path: Path

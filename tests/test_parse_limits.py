@@ -76,6 +76,44 @@ async def test_a_job_past_its_time_is_killed_and_the_worker_replaced(pool: Sandb
     assert await pool.run("u1", sandbox_jobs.echo, "next", timeout_s=60) == "next"
 
 
+async def test_a_worker_left_holding_memory_retires_before_its_next_job() -> None:
+    sandbox = SandboxPool("retire", workers=1, memory_bytes=1536 * MIB)
+    try:
+        small = await sandbox.run("u1", sandbox_jobs.hold, 1, timeout_s=60)
+        assert await sandbox.run("u1", sandbox_jobs.pid, timeout_s=60) == small  # kept
+        large = await sandbox.run("u1", sandbox_jobs.hold, 900, timeout_s=60)
+        assert large == small
+        # It ended that job spanning most of its cap: the next job runs in a new worker.
+        assert await sandbox.run("u1", sandbox_jobs.pid, timeout_s=60) != large
+    finally:
+        sandbox.close()
+
+
+async def test_running_out_of_memory_in_a_used_worker_is_tried_once_in_a_fresh_one() -> None:
+    sandbox = SandboxPool("fresh", workers=1, memory_bytes=384 * MIB)
+    try:
+        used = await sandbox.run("u1", sandbox_jobs.pid, timeout_s=60)
+        fresh = await sandbox.run("u1", sandbox_jobs.out_of_memory_unless_first_job, timeout_s=60)
+        assert fresh != used
+        # In a fresh worker it is the file's own doing: too complex, not tried again.
+        with pytest.raises(DocumentTooComplex, match="384 MiB"):
+            await sandbox.run("u1", sandbox_jobs.allocate, 1024, timeout_s=60)
+    finally:
+        sandbox.close()
+
+
+async def test_a_parser_short_of_memory_is_too_complex_not_corrupt() -> None:
+    """libxml2 reports a failed allocation as a syntax error; a parser turns that into "corrupt
+    file". It is a memory overrun, said as one."""
+    sandbox = SandboxPool("lxml", workers=1, memory_bytes=1024 * MIB)
+    try:
+        with pytest.raises(DocumentTooComplex, match="memory"):
+            await sandbox.run("u1", sandbox_jobs.parse_xml_short_of_memory, timeout_s=60)
+        assert await sandbox.run("u1", sandbox_jobs.echo, "next", timeout_s=60) == "next"
+    finally:
+        sandbox.close()
+
+
 @pytest.fixture
 async def strict(
     app: FastAPI, database_url: str, tmp_path: Path
@@ -125,3 +163,48 @@ async def test_costly_files_are_refused_and_repeating_them_is_not_free(
     r = await _upload(client, bystander, "fine.pdf", make_pdf(["A fine page."]))
     assert r.status_code == 200, r.text
     assert r.json()["status"] == "ready"
+
+
+async def test_a_parser_stuck_in_c_code_is_killed_at_twice_the_deadline(
+    strict: tuple[FastAPI, httpx.AsyncClient],
+) -> None:
+    """libxml2's HTML parser spends time quadratic in a tag's attributes without checking any
+    deadline: the worker is killed at twice the 2 s deadline, not after the PDF's hard limit."""
+    _, client = strict
+    user = await register_user(client, "attrs")
+    attributes = " ".join(f'a{n}="x"' for n in range(100_000))
+    page = f"<!DOCTYPE html><html><body><div {attributes}>Hello</div></body></html>"
+    r = await _upload(client, user, "attrs.html", page.encode())
+    assert r.status_code == 422, r.text
+    assert (
+        r.json()["detail"]
+        == "The document is too complex to index: it took longer than 4 s to read"
+    )
+    assert (await client.get("/documents", headers=user.headers)).json() == []
+    r = await _upload(client, user, "fine.html", b"<!DOCTYPE html><p>A fine page.</p>")
+    assert r.status_code == 200, r.text
+
+
+async def test_a_document_over_the_chunk_limit_is_a_413_that_stores_nothing(
+    app: FastAPI, database_url: str, tmp_path: Path
+) -> None:
+    settings = make_settings(
+        database_url, tmp_path, max_chunks_per_document=3, chunk_overlap_tokens=0
+    )
+    async for _, client in started(settings):
+        user = await register_user(client, "chunks")
+        paragraph = "The harbour authority recorded tides, cargo and weather once more. " * 15
+        three = "\n\n".join([paragraph] * 3).encode()
+        r = await _upload(client, user, "three.txt", three)
+        assert r.status_code == 200, r.text
+        assert r.json()["chunks"] == 3
+        r = await _upload(client, user, "four.txt", "\n\n".join([paragraph] * 4).encode())
+        assert r.status_code == 413, r.text
+        assert r.json()["detail"] == (
+            "The document makes more than 3 chunks of text to index; "
+            "that is the most one document may have"
+        )
+        names = [
+            d["filename"] for d in (await client.get("/documents", headers=user.headers)).json()
+        ]
+        assert names == ["three.txt"]

@@ -176,6 +176,9 @@ class Settings(BaseSettings):
     max_document_bytes_per_user: Annotated[int, Field(ge=1024)] = 1024 * 1024 * 1024
     max_pdf_pages: Annotated[int, Field(ge=1)] = 5000
     max_extracted_chars: Annotated[int, Field(ge=1000)] = 20_000_000
+    # Prose makes ~1,000 characters a chunk, so a document at max_extracted_chars stays under
+    # this; text of one-character tokens would make ~80,000 (an hour of embedding).
+    max_chunks_per_document: Annotated[int, Field(ge=1)] = 25_000
     # DOCX (a zip) is checked before it is unpacked.
     max_docx_uncompressed_bytes: Annotated[int, Field(ge=1024)] = 200 * 1024 * 1024
     max_docx_entries: Annotated[int, Field(ge=1)] = 5000
@@ -193,7 +196,8 @@ class Settings(BaseSettings):
     # A parser's own deadline: this much, plus parse_deadline_per_page_s per PDF page.
     parse_deadline_s: Annotated[float, Field(gt=0)] = 10.0
     parse_deadline_per_page_s: Annotated[float, Field(ge=0)] = 0.02
-    # The hard limit: a worker still busy after this long is killed.
+    # The hard limit for a PDF: a worker still busy after this long is killed. Other kinds get
+    # min(this, 2 * parse_deadline_s).
     parse_timeout_s: Annotated[float, Field(gt=0)] = 120.0
     # OCR of PDF pages without a text layer (0 pages: off), one page per job.
     ocr_max_pages: Annotated[int, Field(ge=0)] = 50

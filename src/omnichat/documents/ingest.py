@@ -192,12 +192,7 @@ class Ingestor:
             self._index.check_usable()
             if extracted is None or extracted.ocr_pages:
                 extracted = await self._extract_original(claim, extracted)
-            drafts = await asyncio.to_thread(self.chunker.chunk, extracted)
-            if not drafts:
-                raise InvalidInput("The document has no text to index")
-            vectors = await self._embedding.embed_documents_for(
-                claim.user_id, [d.text for d in drafts]
-            )
+            drafts, vectors = await self._chunks_and_vectors(claim.user_id, extracted)
             await self._commit(claim, extracted, drafts, vectors)
             return None
         except _DocumentGone:
@@ -211,6 +206,18 @@ class Ingestor:
             failure = ServiceUnavailable(INTERNAL_FAILURE)
         await self._fail(claim, failure.detail)
         return failure
+
+    async def _chunks_and_vectors(
+        self, user_id: str, extracted: ExtractedDocument
+    ) -> tuple[list[ChunkDraft], list[list[float]]]:
+        """The document's chunks and their embeddings, on ``user_id``'s turn. Raises
+        ``InvalidInput`` when there is no text, the chunker's ``PayloadTooLarge`` and the
+        embedder's ``ProviderError``."""
+        drafts = await asyncio.to_thread(self.chunker.chunk, extracted)
+        if not drafts:
+            raise InvalidInput("The document has no text to index")
+        vectors = await self._embedding.embed_documents_for(user_id, [d.text for d in drafts])
+        return drafts, vectors
 
     async def _extract_original(
         self, claim: Claim, parsed: ExtractedDocument | None
@@ -245,12 +252,7 @@ class Ingestor:
         if document is None or document.status != DocumentStatus.READY.value:
             return 0
         extracted = await self._extract(document)
-        drafts = await asyncio.to_thread(self.chunker.chunk, extracted)
-        if not drafts:
-            raise InvalidInput("The document has no text to index")
-        vectors = await self._embedding.embed_documents_for(
-            document.user_id, [d.text for d in drafts]
-        )
+        drafts, vectors = await self._chunks_and_vectors(document.user_id, extracted)
         async with unit_of_work(self._database.writer) as db:
             updated = await db.execute(
                 update(Document)

@@ -11,6 +11,7 @@ from pathlib import Path
 from semchunk.semchunk import chunkerify
 from tokenizers import Tokenizer
 
+from omnichat.errors import PayloadTooLarge
 from omnichat.rag.types import ChunkDraft, ExtractedDocument
 from omnichat.settings import Settings
 
@@ -31,7 +32,11 @@ class Chunker:
     """Thread-safe: the tokenizer is configured once here and then only read (``encode``)."""
 
     def __init__(
-        self, max_tokens: int, overlap_tokens: int = 0, tokenizer_path: Path | None = None
+        self,
+        max_tokens: int,
+        overlap_tokens: int = 0,
+        tokenizer_path: Path | None = None,
+        max_chunks: int | None = None,
     ) -> None:
         if max_tokens < 2:
             raise ValueError("max_tokens must be at least 2")
@@ -39,6 +44,7 @@ class Chunker:
             raise ValueError("overlap_tokens must be at least 0 and less than max_tokens")
         self.max_tokens = max_tokens
         self.overlap_tokens = overlap_tokens
+        self.max_chunks = max_chunks
         self._tokenizer = Tokenizer.from_file(str(tokenizer_path or DEFAULT_TOKENIZER_PATH))
         # The model's tokenizer.json truncates and pads to 128 tokens, which would cap counts.
         self._tokenizer.no_truncation()
@@ -46,7 +52,11 @@ class Chunker:
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Chunker:
-        return cls(settings.chunk_tokens, settings.chunk_overlap_tokens)
+        return cls(
+            settings.chunk_tokens,
+            settings.chunk_overlap_tokens,
+            max_chunks=settings.max_chunks_per_document,
+        )
 
     def count_tokens(self, text: str) -> int:
         """Tokens in ``text`` without the [CLS]/[SEP] the embedder adds around each chunk."""
@@ -54,7 +64,8 @@ class Chunker:
 
     def chunk(self, document: ExtractedDocument) -> list[ChunkDraft]:
         """Chunks in document order, ordinals from 0. Chunks never span pages, so each one's
-        page is exact. CPU-bound: run it in a thread."""
+        page is exact. CPU-bound: run it in a thread. Raises ``PayloadTooLarge`` (413) as soon
+        as the document makes more than ``max_chunks``."""
         cached = lru_cache(maxsize=TOKEN_COUNT_CACHE_SIZE)(self.count_tokens)
 
         def count(text: str) -> int:
@@ -66,6 +77,11 @@ class Chunker:
                 for text in self._split(block, count):
                     ordinal = len(drafts)
                     drafts.append(ChunkDraft(ordinal, page.number, text, token_count=count(text)))
+                if self.max_chunks is not None and len(drafts) > self.max_chunks:
+                    raise PayloadTooLarge(
+                        f"The document makes more than {self.max_chunks} chunks of text to "
+                        "index; that is the most one document may have"
+                    )
         return drafts
 
     def _split(self, text: str, count: Callable[[str], int]) -> list[str]:

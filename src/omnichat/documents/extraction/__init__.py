@@ -21,9 +21,10 @@ from omnichat.documents.extraction.errors import (
     UnsafeArchive,
     UnsupportedDocumentType,
 )
-from omnichat.documents.extraction.ocr import ocr_pdf_page
-from omnichat.documents.extraction.parse import ParseLimits, parse_file
+from omnichat.documents.extraction.ocr import ocr_pdf_page, warm_up_ocr
+from omnichat.documents.extraction.parse import ParseLimits, load_parsers, parse_file
 from omnichat.documents.extraction.sandbox import SandboxPool
+from omnichat.documents.extraction.sniff import PDF_MAGIC
 from omnichat.rag.types import ExtractedDocument, ExtractedPage
 from omnichat.settings import Settings
 
@@ -58,7 +59,7 @@ class Extractor:
         self.limits = ParseLimits(
             max_pdf_pages=settings.max_pdf_pages,
             max_chars=settings.max_extracted_chars,
-            docx=ArchiveLimits(
+            archive=ArchiveLimits(
                 max_uncompressed_bytes=settings.max_docx_uncompressed_bytes,
                 max_entries=settings.max_docx_entries,
                 max_compression_ratio=settings.max_docx_compression_ratio,
@@ -71,18 +72,29 @@ class Extractor:
             page_timeout_s=settings.ocr_page_timeout_s,
             budget_s=settings.ocr_budget_s,
         )
-        self._parse_timeout_s = settings.parse_timeout_s
+        # A worker is killed when still busy after its hard limit: parse_timeout_s for a PDF,
+        # whose own deadline grows with its pages; twice the fixed deadline of every other kind
+        # (a parser checks its deadline between steps; one step in C code, such as lxml on a
+        # tag with 100,000 attributes, checks nothing).
+        self._pdf_timeout_s = settings.parse_timeout_s
+        self._other_timeout_s = min(settings.parse_timeout_s, 2 * settings.parse_deadline_s)
         self._parsers = SandboxPool(
-            "parser", settings.extraction_workers, settings.parser_memory_mb * MIB
+            "parser",
+            settings.extraction_workers,
+            settings.parser_memory_mb * MIB,
+            warm_up=load_parsers,
         )
-        self._ocr = SandboxPool("ocr", settings.ocr_workers, settings.ocr_memory_mb * MIB)
+        self._ocr = SandboxPool(
+            "ocr", settings.ocr_workers, settings.ocr_memory_mb * MIB, warm_up=warm_up_ocr
+        )
 
     async def extract(self, path: Path, filename: str | None, owner: str) -> ExtractedDocument:
         """The text of the file at ``path``, read in a sandbox worker on ``owner``'s turn.
         ``filename`` (the client's) only picks a flavour the bytes allow (Markdown over plain
         text, CSV). Pages left for OCR are read later (``read_scanned_pages``)."""
+        timeout_s = self._pdf_timeout_s if _is_pdf(path) else self._other_timeout_s
         document = await self._parsers.run(
-            owner, parse_file, str(path), filename, self.limits, timeout_s=self._parse_timeout_s
+            owner, parse_file, str(path), filename, self.limits, timeout_s=timeout_s
         )
         if not document.char_count and not (document.ocr_pages and self.ocr_limits.max_pages):
             raise NoExtractableText(
@@ -141,3 +153,9 @@ class Extractor:
         """Stop the workers. Blocks until they exit."""
         self._parsers.close()
         self._ocr.close()
+
+
+def _is_pdf(path: Path) -> bool:
+    """By its first bytes, as ``sniff.sniff_kind`` decides (nothing else of it is read here)."""
+    with path.open("rb") as file:
+        return file.read(len(PDF_MAGIC)) == PDF_MAGIC

@@ -47,3 +47,18 @@ class DocumentTooComplex(InvalidInput):
 
     def __init__(self, why: str) -> None:
         super().__init__(f"The document is too complex to index: it {why}")
+
+
+def ran_out_of_memory(exc: BaseException) -> bool:
+    """Whether ``exc`` or anything that caused it is a failed allocation: a ``MemoryError``, or
+    libxml2's ``ERR_NO_MEMORY``, which lxml raises as an ``XMLSyntaxError`` ("unknown error")
+    that a parser would otherwise report as a corrupt file."""
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, MemoryError) or any(
+            getattr(entry, "type_name", "") == "ERR_NO_MEMORY"
+            for entry in getattr(seen, "error_log", ())
+        ):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False

@@ -35,7 +35,11 @@ from typing import TYPE_CHECKING
 
 from lxml import etree
 
-from omnichat.documents.extraction.errors import NoExtractableText, UnreadableDocument
+from omnichat.documents.extraction.errors import (
+    DocumentTooComplex,
+    NoExtractableText,
+    UnreadableDocument,
+)
 from omnichat.documents.extraction.tables import TextBudget, cell_text, markdown_table
 from omnichat.documents.extraction.text import TEXT_SAMPLE_BYTES, clean_text, decode_file
 from omnichat.rag.types import DocumentKind, ExtractedDocument, ExtractedPage
@@ -75,6 +79,7 @@ _PREFIXES = {_ITEM: "- ", **{chr(0xE010 + level): "#" * level + " " for level in
 _MARKERS = re.compile("[\ue000-\ue01f]")
 _SPACES = re.compile(r"\s+")
 CHECK_EVERY_ELEMENTS = 10_000
+MAX_HTML_DEPTH = 2048  # libxml2's nesting limit with XML_PARSE_HUGE (lxml's huge_tree)
 
 
 def looks_like_html(text: str) -> bool:
@@ -104,11 +109,23 @@ def extract_html(path: Path, max_chars: int, deadline: Deadline) -> ExtractedDoc
     data = path.read_bytes()
     text = decode_file(data, declared=declared_charset(data[:TEXT_SAMPLE_BYTES]))
     text = _MARKERS.sub("", _XML_DECLARATION.sub("", text))
-    parser = etree.HTMLParser(remove_comments=True, remove_pis=True, no_network=True)
+    # huge_tree: libxml2's default limits (256 levels of nesting, 10 MB text nodes) stop the
+    # parse of ordinary large pages; past the huge limits (2048 levels) it stops reading, and
+    # the page is refused rather than indexed in part.
+    parser = etree.HTMLParser(
+        remove_comments=True, remove_pis=True, no_network=True, huge_tree=True
+    )
     try:
         root = etree.fromstring(text, parser)
     except (etree.ParserError, ValueError) as exc:
         raise UnreadableDocument("The HTML file is malformed and could not be read") from exc
+    stopped = [e.message for e in parser.error_log if e.type_name == "ERR_RESOURCE_LIMIT"]
+    if stopped:
+        raise DocumentTooComplex(
+            f"nests its markup more than {MAX_HTML_DEPTH} levels deep"
+            if "depth" in stopped[0].lower()
+            else "is past the limits of its reader"
+        )
     if root is None:
         raise NoExtractableText("The HTML page contains no text")
     title = _collapse(root.findtext(".//title") or "")

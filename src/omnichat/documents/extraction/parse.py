@@ -34,7 +34,7 @@ class ParseLimits:
 
     max_pdf_pages: int
     max_chars: int
-    docx: ArchiveLimits
+    archive: ArchiveLimits  # DOCX, PPTX and XLSX (zip) checks before unpacking
     deadline_base_s: float = 10.0
     deadline_per_page_s: float = 0.02
 
@@ -66,7 +66,7 @@ def _text(path: Path, kind: DocumentKind, limits: ParseLimits, _: Deadline) -> E
 def _docx(
     path: Path, _: DocumentKind, limits: ParseLimits, deadline: Deadline
 ) -> ExtractedDocument:
-    return extract_docx(path, limits.docx, deadline)
+    return extract_docx(path, limits.archive, deadline)
 
 
 def _pdf(path: Path, _: DocumentKind, limits: ParseLimits, deadline: Deadline) -> ExtractedDocument:
@@ -79,10 +79,10 @@ PARSERS: dict[DocumentKind, Parser] = {
     DocumentKind.PDF: _pdf,
     DocumentKind.DOCX: _docx,
     DocumentKind.PPTX: lambda path, _, limits, deadline: extract_pptx(
-        path, limits.docx, limits.max_chars, deadline
+        path, limits.archive, limits.max_chars, deadline
     ),
     DocumentKind.XLSX: lambda path, _, limits, deadline: extract_xlsx(
-        path, limits.docx, limits.max_chars, deadline
+        path, limits.archive, limits.max_chars, deadline
     ),
     DocumentKind.CSV: lambda path, _, limits, deadline: extract_csv(
         path, limits.max_chars, deadline
@@ -93,6 +93,11 @@ PARSERS: dict[DocumentKind, Parser] = {
     DocumentKind.TEXT: _text,
     DocumentKind.MARKDOWN: _text,
 }
+
+
+def load_parsers() -> None:
+    """A sandbox worker's warm-up: nothing left to do, as loading this function imported this
+    module, and with it every parser and the libraries they use."""
 
 
 def parse_file(path: str, filename: str | None, limits: ParseLimits) -> ExtractedDocument:

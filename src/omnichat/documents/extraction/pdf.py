@@ -43,7 +43,8 @@ def read_pdf(
     path: Path, max_pages: int, max_chars: int, deadline: Deadline, per_page_s: float
 ) -> ExtractedDocument:
     """Every page's text (possibly empty). ``deadline`` is extended by ``per_page_s`` for each
-    page and checked after each; pages with no text but images are ``ocr_pages``."""
+    page and checked after each; pages with no text but images are ``ocr_pages``, pages with
+    neither ``unread_pages``."""
     try:
         document = pdfium.PdfDocument(str(path))
     except pdfium.PdfiumError as exc:
@@ -63,6 +64,7 @@ def read_pdf(
         deadline.extend(per_page_s * page_count)
         pages: list[ExtractedPage] = []
         scanned: list[int] = []
+        blank: list[int] = []
         total_chars = 0
         for index in range(page_count):
             text, has_images = _page_text(document, index)
@@ -72,11 +74,16 @@ def read_pdf(
                 raise DocumentTooLarge(
                     f"The PDF has more than {max_chars} characters of text, the limit"
                 )
-            if not text and has_images:
-                scanned.append(index + 1)
+            if not text:
+                (scanned if has_images else blank).append(index + 1)
             pages.append(ExtractedPage(number=index + 1, text=text))
             deadline.check()
-        return ExtractedDocument(kind=DocumentKind.PDF, pages=pages, ocr_pages=tuple(scanned))
+        return ExtractedDocument(
+            kind=DocumentKind.PDF,
+            pages=pages,
+            ocr_pages=tuple(scanned),
+            unread_pages=tuple(blank),
+        )
     except pdfium.PdfiumError:
         raise UnreadableDocument(CORRUPT_DETAIL) from None
     finally:

@@ -5,6 +5,11 @@ Every job runs in a pebble ``ProcessPool`` worker whose address space is capped
 ``MemoryError`` (or the worker dies), never in the server. A job that runs past its time limit
 has its worker killed and replaced. Either way the caller gets ``DocumentTooComplex`` (422).
 
+A worker that ends a job holding much of its cap (allocators keep what a large document made
+them reserve) retires, and is replaced, before it takes another job; a job that ran out of memory
+in a worker that had parsed other files first is tried once more in another, so one user's large
+file never makes the next user's ordinary one fail.
+
 Jobs wait in one queue per owner and are handed to free workers round robin, and no owner
 holds every worker at once (with two or more), so one user's heavy uploads cost another
 user's one-page upload a share of the CPU, not a wait behind them. Cancelling the
@@ -14,17 +19,24 @@ caller (a deleted document) withdraws a queued job and kills a running one.
 from __future__ import annotations
 
 import asyncio
+import ctypes
+import ctypes.util
+import gc
 import logging
 import multiprocessing
 import resource
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import TimeoutError as FutureTimeout
 from concurrent.futures.process import BrokenProcessPool
 from typing import Any, TypeVar
 
 from pebble import ProcessExpired, ProcessPool
 
-from omnichat.documents.extraction.errors import DocumentTooComplex, UnreadableDocument
+from omnichat.documents.extraction.errors import (
+    DocumentTooComplex,
+    UnreadableDocument,
+    ran_out_of_memory,
+)
 from omnichat.errors import AppError, ServiceUnavailable
 from omnichat.fairness import FairSlots
 
@@ -34,24 +46,100 @@ T = TypeVar("T")
 JOBS_PER_WORKER = 50
 
 
+# A worker whose address space grew, over a job, by more than this share of the room its cap
+# leaves beyond what it spans idle retires.
+RETIRE_AFTER_GROWTH_SHARE = 0.5
+
+
+class RetryOnFreshWorker(Exception):
+    """Raised in a worker that ran out of memory after parsing other files first: what they
+    left behind may be why, so the server tries the job once more in another worker."""
+
+
+class _Worker:
+    """The state of the worker process this module runs in (one per spawned process)."""
+
+    cap_bytes = 0
+    idle_bytes = 0  # its address space once started, with its modules loaded
+    jobs = 0
+    retiring = False
+
+
 def _call_in_worker(function: Callable[..., T], args: tuple[Any, ...]) -> T:
     """Runs ``function`` in the worker. What it raises must travel back to the server: an
-    ``AppError`` or ``MemoryError`` as it is; anything else (a parser's own exception, which may
-    hold objects that cannot be pickled, such as lxml's error log) as ``UnreadableDocument``."""
+    ``AppError`` as it is; running out of memory (also when a parser reported it as a corrupt
+    file) as ``MemoryError``, or ``RetryOnFreshWorker`` if earlier jobs may be to blame; anything
+    else (a parser's own exception, which may hold objects that cannot be pickled, such as lxml's
+    error log) as ``UnreadableDocument``."""
+    _Worker.jobs += 1
     try:
         return function(*args)
-    except (AppError, MemoryError):
-        raise
     except Exception as exc:
+        if ran_out_of_memory(exc):
+            _Worker.retiring = True
+            if _Worker.jobs > 1:
+                raise RetryOnFreshWorker() from None
+            raise MemoryError() from None
+        if isinstance(exc, AppError):
+            raise
         logger.info("parser failed: %s: %s", type(exc).__name__, exc)
         raise UnreadableDocument(
             f"The file could not be read: its reader failed ({type(exc).__name__})"
         ) from None
+    finally:
+        _release_memory()
 
 
-def _limit_memory(max_bytes: int) -> None:
-    """Runs in each new worker before its first job."""
+def _release_memory() -> None:
+    """Hands what the job freed back to the system, and retires the worker if it still spans
+    much more than it did idle (``RETIRE_AFTER_GROWTH_SHARE``)."""
+    gc.collect()
+    libc_name = ctypes.util.find_library("c")
+    if libc_name:
+        libc = ctypes.CDLL(libc_name)
+        if hasattr(libc, "malloc_trim"):  # glibc only
+            libc.malloc_trim(0)
+    room = _Worker.cap_bytes - _Worker.idle_bytes
+    if _address_space_bytes() - _Worker.idle_bytes > RETIRE_AFTER_GROWTH_SHARE * room:
+        _Worker.retiring = True
+
+
+def _address_space_bytes() -> int:
+    """This process's address space (what ``RLIMIT_AS`` caps), from ``/proc/self/statm``; 0
+    where there is no procfs."""
+    try:
+        with open("/proc/self/statm") as statm:
+            pages = int(statm.read().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 0
+    return pages * resource.getpagesize()
+
+
+def _start_worker(max_bytes: int, warm_up: Callable[[], object] | None) -> None:
+    """Runs in each new worker before its first job: ``warm_up()`` loads what every job needs
+    (parsers, an OCR engine), so a worker is ready before a job comes and its idle size counts
+    them; then caps its memory and lets it retire.
+
+    A pebble worker takes jobs until ``max_tasks``; this wraps pebble's task loop (looked up by
+    ``process_tasks`` at call time) so that it also stops, before fetching another job, once
+    ``_Worker.retiring`` is set. A worker that stops this way exits with 0, which pebble treats
+    as an ordinary retirement and replaces. ``test_sandbox`` checks that it still does."""
+    if warm_up is not None:
+        warm_up()
     resource.setrlimit(resource.RLIMIT_AS, (max_bytes, max_bytes))
+    _Worker.cap_bytes = max_bytes
+    _Worker.idle_bytes = _address_space_bytes()
+    from pebble.pool import process as pebble_process
+
+    next_tasks = pebble_process.worker_get_next_task
+
+    def tasks_until_retired(channel: Any, max_tasks: int) -> Iterator[Any]:
+        for task in next_tasks(channel, max_tasks):
+            yield task
+            if _Worker.retiring:
+                return
+
+    pebble_process.worker_get_next_task = tasks_until_retired
 
 
 class SandboxPool:
@@ -59,8 +147,15 @@ class SandboxPool:
     capped worker, on ``owner``'s turn. ``function`` and its arguments must pickle; its
     exceptions come back as they were raised (an ``AppError`` stays one)."""
 
-    def __init__(self, name: str, workers: int, memory_bytes: int) -> None:
+    def __init__(
+        self,
+        name: str,
+        workers: int,
+        memory_bytes: int,
+        warm_up: Callable[[], object] | None = None,
+    ) -> None:
         self.name = name
+        self._warm_up = warm_up
         # One owner never holds every worker: with two or more, one is always left for the
         # others' jobs, whatever one user has queued.
         self._slots = FairSlots(workers, per_owner=max(1, workers - 1))
@@ -70,18 +165,27 @@ class SandboxPool:
 
     async def run(self, owner: str, function: Callable[..., T], *args: Any, timeout_s: float) -> T:
         async with self._slots.slot(owner):
-            for attempt in (1, 2):
+            pool_restarted = retried_for_memory = False
+            while True:
                 try:
                     return await self._run_once(function, args, timeout_s)
+                except RetryOnFreshWorker:
+                    if retried_for_memory:
+                        raise self._out_of_memory() from None
+                    retried_for_memory = True
+                    logger.info("%s job ran out of memory in a used worker; retrying", self.name)
                 except (BrokenProcessPool, RuntimeError) as exc:
                     # The pool itself broke (a worker killed while idle, by the OOM killer or
                     # an operator; workers that cannot start): the job never ran, and it is
                     # not the file's fault. A new pool gets one more try.
-                    logger.error("%s pool broke (attempt %d): %r", self.name, attempt, exc)
+                    logger.error("%s pool broke: %r", self.name, exc)
                     self._discard_pool()
-            raise ServiceUnavailable(
-                "The document reader could not start its worker processes; try again later"
-            )
+                    if pool_restarted:
+                        raise ServiceUnavailable(
+                            "The document reader could not start its worker processes; "
+                            "try again later"
+                        ) from None
+                    pool_restarted = True
 
     async def _run_once(
         self, function: Callable[..., T], args: tuple[Any, ...], timeout_s: float
@@ -96,15 +200,18 @@ class SandboxPool:
         except FutureTimeout:
             raise DocumentTooComplex(f"took longer than {timeout_s:g} s to read") from None
         except MemoryError:
-            raise DocumentTooComplex(
-                f"needs more than the {self._memory_mib} MiB of memory its reader may use"
-            ) from None
+            raise self._out_of_memory() from None
         except ProcessExpired as exc:
             logger.warning("%s worker died: %s", self.name, exc)
             raise DocumentTooComplex(
                 "made its reader fail (it crashed, or ran out of the "
                 f"{self._memory_mib} MiB of memory it may use)"
             ) from None
+
+    def _out_of_memory(self) -> DocumentTooComplex:
+        return DocumentTooComplex(
+            f"needs more than the {self._memory_mib} MiB of memory its reader may use"
+        )
 
     @property
     def _memory_mib(self) -> int:
@@ -117,8 +224,8 @@ class SandboxPool:
             self._pool = ProcessPool(
                 max_workers=self._workers,
                 max_tasks=JOBS_PER_WORKER,
-                initializer=_limit_memory,
-                initargs=(self._memory_bytes,),
+                initializer=_start_worker,
+                initargs=(self._memory_bytes, self._warm_up),
                 # Spawned, not forked: forking a process that runs threads can deadlock.
                 context=multiprocessing.get_context("spawn"),
             )
