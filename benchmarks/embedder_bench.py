@@ -33,7 +33,7 @@ from omnichat.rag.types import DocumentKind, ExtractedDocument, ExtractedPage
 from omnichat.settings import Settings
 
 ROUNDS = 3
-SPECS = ("local-torch", "local", "local:int8")
+SPECS = ("local-torch", "local:fp32", "local:int8")
 
 
 @dataclass

@@ -4,6 +4,7 @@ fails them) without anyone remembering to add it."""
 
 from __future__ import annotations
 
+import re
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -57,11 +58,12 @@ def _body_kind(route: APIRoute) -> str | None:
 
 
 def endpoints(app: FastAPI) -> list[Endpoint]:
-    """One entry per route and method, in the order the app matches them."""
+    """One entry per route and method, in the order the app matches them; paths as the OpenAPI
+    schema writes them (``/v1/models/{model}`` for the route's ``{model:path}``)."""
     found: list[Endpoint] = []
     for context in iter_route_contexts(app.routes):
         route = context.original_route
-        path = str(context.path)
+        path = re.sub(r"\{(\w+):\w+\}", r"{\1}", str(context.path))
         if isinstance(route, APIRoute):
             params = tuple((p.name, p.alias) for p in route.dependant.path_params)
             for method in sorted(context.methods or ()):

@@ -175,6 +175,7 @@ PATH_VALUES: dict[str, Filler] = {
     **{name: _owned(kind) for name, kind in OWNED_PARAMETERS.items()},
     "name": _constant("index.html"),  # the web UI's assets
     "path": _constant("index.html"),  # a file under a static mount
+    "model": _constant("local:echo"),  # GET /v1/models/{model}: the offline chat model
 }
 
 
@@ -245,6 +246,10 @@ async def _completion(_: Context) -> Request:
     return Request(json={"model": "local:echo", "messages": [{"role": "user", "content": "hi"}]})
 
 
+async def _embeddings(_: Context) -> Request:
+    return Request(json={"model": "default", "input": ["hi", "there"]})
+
+
 async def _upload(ctx: Context) -> Request:
     return Request(
         files={"file": ("notes.txt", b"Notes about the harbour soup.", "text/plain")},
@@ -279,6 +284,7 @@ RULES: dict[str, Rule] = {
     "POST /api/cohere/generate": Rule(_cohere, SESSION),
     "POST /api-keys": Rule(_api_key),
     "POST /v1/chat/completions": Rule(_completion),
+    "POST /v1/embeddings": Rule(_embeddings),
     "POST /upload/document": Rule(_upload, SESSION),
 }
 

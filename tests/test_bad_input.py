@@ -496,7 +496,7 @@ async def test_streamed_body_over_limit_is_413(
     ("url", "body", "status"),
     [
         ("/v1/chat/completions", b"x" * (DEFAULT_MAX_REQUEST_BYTES + 1), 413),
-        ("/v1/chat/completions?x=%00", b"{}", 422),
+        ("/v1/chat/completions?x=%00", b"{}", 400),
     ],
     ids=["body-limit", "nul-query"],
 )

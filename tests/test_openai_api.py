@@ -137,17 +137,20 @@ async def test_failure_mid_stream_is_an_error_event(
     assert "".join(received) == "ab"
 
 
-async def test_unknown_model_and_bad_messages(llm_server: ThreadedServer, api_key: str) -> None:
+async def test_unknown_model_is_openais_404(llm_server: ThreadedServer, api_key: str) -> None:
     client = sdk(llm_server, api_key)
-    with pytest.raises(openai.BadRequestError) as error:
+    with pytest.raises(openai.NotFoundError) as error:
         await client.chat.completions.create(
             model="nope", messages=[{"role": "user", "content": "x"}]
         )
     assert "Available models" in str(error.value)
-    with pytest.raises(openai.BadRequestError):
-        await client.chat.completions.create(
-            model="openai", messages=[{"role": "assistant", "content": "last is not the user"}]
-        )
+    body = error.value.body
+    assert isinstance(body, dict)
+    assert (body["code"], body["param"], body["type"]) == (
+        "model_not_found",
+        "model",
+        "not_found_error",
+    )
 
 
 async def test_api_key_lifecycle(

@@ -72,6 +72,8 @@ def _openapi() -> dict[str, Any]:
 OPENAPI = _openapi()
 # Each operation's path parameters: (the endpoint's name for one, its name in the schema).
 PATH_PARAMS = {(e.method, e.path): e.path_params for e in app_endpoints()}
+# Path parameters that name something every user sees, not an object of the caller's: a live one.
+SHARED_VALUES = {"model": "local:echo"}  # GET /v1/models/{model}: the offline chat model
 
 
 class Target:
@@ -280,6 +282,9 @@ def test_every_operation_on_real_objects(case: schemathesis.Case[Any], fuzz_targ
     if case.meta is None or not case.meta.is_negative_at(ParameterLocation.PATH):
         operation = case.operation
         for name, alias in PATH_PARAMS[(operation.method.upper(), operation.path)]:
+            if name in SHARED_VALUES:
+                case.path_parameters[alias] = SHARED_VALUES[name]
+                continue
             if name not in OWNED_PARAMETERS:
                 pytest.fail(f"{operation.label}: no object for path parameter {name!r}")
             case.path_parameters[alias] = fuzz_target.object_id(OWNED_PARAMETERS[name])

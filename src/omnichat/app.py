@@ -22,6 +22,8 @@ from omnichat.documents.routes import router as documents_router
 from omnichat.errors import install_error_handlers
 from omnichat.generation.routes import router as generation_router
 from omnichat.llm.base import ChatModel, ProviderConfig
+from omnichat.openai_api.embeddings import router as openai_embeddings_router
+from omnichat.openai_api.models import router as openai_models_router
 from omnichat.openai_api.routes import router as openai_router
 from omnichat.ops.middleware import BodySizeLimitMiddleware, RequestContextMiddleware
 from omnichat.ops.routes import router as ops_router
@@ -98,7 +100,9 @@ def create_app(
         sessions_router,
         generation_router,
         api_keys_router,
+        openai_models_router,
         openai_router,
+        openai_embeddings_router,
         documents_router,
         *([web_router] if settings.web_ui else []),  # "/" and "/ui/*": the browser UI
     ):

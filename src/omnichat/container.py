@@ -25,6 +25,7 @@ from omnichat.llm.registry import build_registry
 from omnichat.llm.resilience import RetryPolicy
 from omnichat.rag.chunking import Chunker
 from omnichat.rag.embedders.factory import build_embedder
+from omnichat.rag.embedding_service import EmbeddingService
 from omnichat.rag.fair_embedding import FairDocumentEmbedding
 from omnichat.rag.grounding import Grounder
 from omnichat.rag.index import VectorIndex
@@ -46,6 +47,7 @@ class Container:
     accounts: AccountService
     retriever: Retriever
     vector_index: VectorIndex
+    embeddings: EmbeddingService
 
 
 def build_container(
@@ -87,6 +89,7 @@ def build_container(
         ),
         options=GenerationOptions(
             system_prompt=settings.system_prompt,
+            v1_system_prompt=settings.v1_system_prompt,
             max_output_tokens=settings.max_output_tokens,
             max_generation_s=settings.llm_max_generation_s,
             heartbeat_s=settings.reply_heartbeat_s,
@@ -101,13 +104,16 @@ def build_container(
         grounder=Grounder(retriever),
     )
     scratch_dir = settings.data_dir / "tmp"
+    chunker = Chunker.from_settings(settings)
+    # One fair lane for the embedder's document work: uploads and /v1/embeddings take turns.
+    document_lane = FairDocumentEmbedding(embedder, settings.embed_batch_size)
     ingestor = Ingestor(
         database,
         blobs := build_blob_store(settings),
         Extractor(settings),
-        Chunker.from_settings(settings),
+        chunker,
         vector_index,
-        FairDocumentEmbedding(embedder, settings.embed_batch_size),
+        document_lane,
         scratch_dir=scratch_dir,
     )
     auth = AuthService(
@@ -140,4 +146,5 @@ def build_container(
         accounts=AccountService(auth, chats, documents, hub),
         retriever=retriever,
         vector_index=vector_index,
+        embeddings=EmbeddingService(document_lane, chunker),
     )

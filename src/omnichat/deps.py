@@ -23,6 +23,7 @@ from omnichat.db.unit_of_work import unit_of_work
 from omnichat.documents.service import DocumentService
 from omnichat.errors import Unauthorized
 from omnichat.generation.service import GenerationService
+from omnichat.rag.embedding_service import EmbeddingService
 from omnichat.settings import Settings
 
 
@@ -62,6 +63,10 @@ async def get_account_service(container: ContainerDep) -> AccountService:
     return container.accounts
 
 
+async def get_embedding_service(container: ContainerDep) -> EmbeddingService:
+    return container.embeddings
+
+
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 ApiKeyServiceDep = Annotated[ApiKeyService, Depends(get_api_key_service)]
 GenerationDep = Annotated[GenerationService, Depends(get_generation_service)]
@@ -69,6 +74,7 @@ AuthServiceDep = Annotated[AuthService, Depends(get_auth_service)]
 ChatServiceDep = Annotated[ChatService, Depends(get_chat_service)]
 DocumentsDep = Annotated[DocumentService, Depends(get_document_service)]
 AccountsDep = Annotated[AccountService, Depends(get_account_service)]
+EmbeddingsDep = Annotated[EmbeddingService, Depends(get_embedding_service)]
 
 
 @dataclass(frozen=True)

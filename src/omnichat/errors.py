@@ -29,14 +29,43 @@ class AppError(Exception):
     # refresh-token family on reuse). The request session commits instead of rolling back.
     keep_changes = False
 
-    def __init__(self, detail: str | None = None, *, headers: Mapping[str, str] | None = None):
+    # Under ``/v1/``: OpenAI's ``error.param`` (the request field at fault) and ``error.code``.
+    param: str | None = None
+    code: str | None = None
+
+    def __init__(
+        self,
+        detail: str | None = None,
+        *,
+        headers: Mapping[str, str] | None = None,
+        param: str | None = None,
+        code: str | None = None,
+    ):
         self.detail = detail or self.detail
         self.headers = dict(headers or {})
+        self.param = param or self.param
+        self.code = code or self.code
         super().__init__(self.detail)
 
 
 class BadRequest(AppError):
     status_code = 400
+
+
+class UnsupportedField(BadRequest):
+    """A request field the chosen provider has no native form for (OpenAI's
+    ``unsupported_parameter``): refused by name rather than dropped."""
+
+    code = "unsupported_parameter"
+
+    def __init__(self, param: str, provider: str, why: str = "") -> None:
+        super().__init__(
+            f"'{param}' is not supported by {provider} models"
+            + (f": {why}" if why else "")
+            + "; leave it out or choose another model",
+            param=param,
+        )
+        self.provider = provider
 
 
 class Unauthorized(AppError):
@@ -126,6 +155,7 @@ class ValidationErrorOut(ErrorOut):
 class OpenAIErrorBody(BaseModel):
     message: str
     type: str
+    param: str | None = None
     code: str | None
 
 
@@ -161,10 +191,14 @@ def error_responses(*codes: int, openai: bool = False) -> dict[int | str, dict[s
     error body it carries, so that the OpenAPI schema lists every status a client may see."""
     responses: dict[int | str, dict[str, Any]] = {}
     for code in codes:
-        if code == 422:
-            model: type[BaseModel] = OpenAIValidationErrorOut if openai else ValidationErrorOut
+        if openai and code == 422:
+            continue  # under /v1/ invalid input is OpenAI's 400
+        model: type[BaseModel]
+        if openai:
+            # A 400 under /v1/ may be a body that did not validate: it lists the fields too.
+            model = OpenAIValidationErrorOut if code == 400 else OpenAIErrorOut
         else:
-            model = OpenAIErrorOut if openai else ErrorOut
+            model = ValidationErrorOut if code == 422 else ErrorOut
         response: dict[str, Any] = {"model": model, "description": _ERROR_DESCRIPTIONS[code]}
         if code == 401:
             response["headers"] = {"WWW-Authenticate": {**_STRING_HEADER, "required": True}}
@@ -196,15 +230,22 @@ def error_response_for(
     status_code: int,
     detail: str,
     headers: Mapping[str, str] | None = None,
+    *,
+    param: str | None = None,
+    code: str | None = None,
     **extra: Any,
 ) -> JSONResponse:
-    """``{"detail": ...}`` everywhere; under ``/v1/`` also OpenAI's ``{"error": {...}}``, which
-    is where OpenAI clients look for the message."""
+    """``{"detail": ...}`` everywhere; under ``/v1/`` also OpenAI's ``{"error": {message, type,
+    param, code}}``, which is where OpenAI clients look, and OpenAI's 400 for what the rest of
+    the API answers 422 (invalid input), which OpenAI's SDKs raise as ``BadRequestError``."""
     if path.startswith("/v1/"):
+        if status_code == 422:
+            status_code = 400
         extra["error"] = {
             "message": detail,
             "type": _OPENAI_ERROR_TYPES.get(status_code, "api_error"),
-            "code": None,
+            "param": param,
+            "code": code,
         }
     return error_response(status_code, detail, headers, **extra)
 
@@ -217,6 +258,18 @@ def _respond(
     **extra: Any,
 ) -> JSONResponse:
     return error_response_for(request.url.path, status_code, detail, headers, **extra)
+
+
+def _field_of(errors: Sequence[Any]) -> str | None:
+    """The first invalid field as OpenAI names it in ``param`` (``messages[0].content``)."""
+    for error in errors:
+        location = [part for part in error.get("loc", ()) if part != "body"]
+        if location and error.get("type") != "json_invalid":
+            name = str(location[0])
+            for part in location[1:]:
+                name += f"[{part}]" if isinstance(part, int) else f".{part}"
+            return name
+    return None
 
 
 def _unavailable(request: Request, exc: Exception, detail: str) -> JSONResponse:
@@ -257,13 +310,19 @@ def _allowed_methods(app: FastAPI, path: str) -> str:
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(AppError)
     async def _app_error(request: Request, exc: AppError) -> JSONResponse:
-        return _respond(request, exc.status_code, exc.detail, exc.headers)
+        return _respond(
+            request, exc.status_code, exc.detail, exc.headers, param=exc.param, code=exc.code
+        )
 
     @app.exception_handler(RequestValidationError)
     async def _validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
         errors = exc.errors()
         return _respond(
-            request, 422, _describe_validation_errors(errors), errors=_jsonable_errors(errors)
+            request,
+            422,
+            _describe_validation_errors(errors),
+            errors=_jsonable_errors(errors),
+            param=_field_of(errors),
         )
 
     @app.exception_handler(StarletteHTTPException)

@@ -121,6 +121,9 @@ class Settings(BaseSettings):
     default_model: str | None = None
     fallback_models: CommaList = Field(default_factory=list)
     system_prompt: str = "You are a helpful assistant."
+    # /v1 is stateless and exact: the client's messages only, unless this puts system_prompt
+    # in front of them.
+    v1_system_prompt: bool = False
     max_output_tokens: Annotated[int, Field(ge=1, le=1_000_000)] = 2048
     context_tokens: Annotated[int | None, Field(ge=256)] = None
 

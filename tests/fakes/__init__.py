@@ -19,6 +19,7 @@ from tests.fakes.behaviours import (
     HangAfter,
     PromptBlocked,
     Reply,
+    ToolCalls,
 )
 from tests.fakes.openai_format import fake_embedding
 from tests.fakes.server import FakeProviderServer, RecordedRequest
@@ -33,5 +34,6 @@ __all__ = [
     "PromptBlocked",
     "RecordedRequest",
     "Reply",
+    "ToolCalls",
     "fake_embedding",
 ]

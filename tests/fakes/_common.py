@@ -6,7 +6,7 @@ import json
 import re
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 _TOKEN_RE = re.compile(r"\s*\S+")
 
@@ -112,6 +112,15 @@ class ProviderFormat(Protocol):
     def error(self, status: int, message: str, retry_after: float | None = None) -> bytes: ...
 
     def models(self) -> bytes: ...
+
+
+@runtime_checkable
+class ToolCallFormat(Protocol):
+    """A format that can answer with tool calls (``behaviours.ToolCalls``)."""
+
+    def tool_calls(self, req: GenRequest, calls: list[tuple[str, str]], text: str | None) -> bytes:
+        """The whole response body: streamed (server-sent events) when ``req.stream``."""
+        ...
 
 
 class SimpleTail:

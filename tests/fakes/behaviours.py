@@ -79,4 +79,14 @@ class PromptBlocked:
     block_reason: str = "SAFETY"
 
 
-Behaviour = Reply | Fail | CutAfter | Hang | HangAfter | PromptBlocked
+@dataclass(frozen=True, slots=True)
+class ToolCalls:
+    """Reply with these function calls, ``(name, arguments as JSON text)`` each, after ``text``
+    if any, ending with the provider's tool-use finish value. Streamed, each call comes in the
+    provider's own pieces (OpenAI: its id and name, then its arguments in two parts)."""
+
+    calls: list[tuple[str, str]]
+    text: str | None = None
+
+
+Behaviour = Reply | Fail | CutAfter | Hang | HangAfter | PromptBlocked | ToolCalls

@@ -66,6 +66,17 @@ class OpenAIStream(SimpleTail):
     def token(self, text: str) -> bytes:
         return b"data: " + self._token_prefix + json_str(text) + self._token_suffix + b"\n\n"
 
+    def delta(self, delta: dict[str, Any]) -> bytes:
+        """A chunk with this ``delta`` (e.g. a piece of a tool call)."""
+        return sse_data(
+            self._common
+            + b',"choices":[{"index":0,"delta":'
+            + dumps(delta)
+            + b',"logprobs":null,"finish_reason":null}]'
+            + self._usage_null
+            + b"}"
+        )
+
     def tail(self, finish: Finish, usage: Usage) -> bytes:
         out = sse_data(
             self._common
@@ -141,6 +152,56 @@ class OpenAIFormat:
 
     def stream(self, req: GenRequest) -> OpenAIStream:
         return OpenAIStream(req)
+
+    def tool_calls(self, req: GenRequest, calls: list[tuple[str, str]], text: str | None) -> bytes:
+        """``finish_reason: "tool_calls"``; streamed, each call's id, type and name come first,
+        then its arguments in two pieces (as OpenAI streams them)."""
+        ids = [f"call_fake{next(_ids)}" for _ in calls]
+        usage = Usage(req.input_tokens, count_words(text or "") + len(calls))
+        if not req.stream:
+            message = {
+                "role": "assistant",
+                "content": text,
+                "refusal": None,
+                "annotations": [],
+                "tool_calls": [
+                    {"id": i, "type": "function", "function": {"name": n, "arguments": a}}
+                    for i, (n, a) in zip(ids, calls, strict=True)
+                ],
+            }
+            return dumps(
+                {
+                    "id": f"chatcmpl-fake{next(_ids)}",
+                    "object": "chat.completion",
+                    "created": int(time.time()),
+                    "model": req.model,
+                    "choices": [
+                        {
+                            "index": 0,
+                            "message": message,
+                            "logprobs": None,
+                            "finish_reason": "tool_calls",
+                        }
+                    ],
+                    "usage": _usage(usage),
+                }
+            )
+        stream = OpenAIStream(req)
+        out = stream.head() + (stream.token(text) if text else b"")
+        for index, (call_id, (name, arguments)) in enumerate(zip(ids, calls, strict=True)):
+            first = {
+                "index": index,
+                "id": call_id,
+                "type": "function",
+                "function": {"name": name, "arguments": ""},
+            }
+            out += stream.delta({"tool_calls": [first]})
+            half = len(arguments) // 2
+            for piece in (arguments[:half], arguments[half:]):
+                out += stream.delta(
+                    {"tool_calls": [{"index": index, "function": {"arguments": piece}}]}
+                )
+        return out + stream.tail("tool_calls", usage)
 
     def error(self, status: int, message: str, retry_after: float | None = None) -> bytes:
         kind, code = _ERROR_KINDS.get(status, ("server_error" if status >= 500 else "error", None))

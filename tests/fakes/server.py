@@ -17,10 +17,26 @@ from typing import Any, NamedTuple, Self
 
 import uvicorn
 
-from tests.fakes._common import LENGTH, Finish, GenRequest, ProviderFormat, split_tokens
+from tests.fakes._common import (
+    LENGTH,
+    Finish,
+    GenRequest,
+    ProviderFormat,
+    ToolCallFormat,
+    split_tokens,
+)
 from tests.fakes._respond import Disconnect, Receive, Run, Send, respond, respond_events
 from tests.fakes.anthropic_format import AnthropicFormat
-from tests.fakes.behaviours import Behaviour, CutAfter, Fail, Hang, HangAfter, PromptBlocked, Reply
+from tests.fakes.behaviours import (
+    Behaviour,
+    CutAfter,
+    Fail,
+    Hang,
+    HangAfter,
+    PromptBlocked,
+    Reply,
+    ToolCalls,
+)
 from tests.fakes.cohere_format import CohereFormat
 from tests.fakes.gemini_format import GeminiFormat
 from tests.fakes.openai_format import OpenAIFormat
@@ -322,6 +338,19 @@ class FakeProviderServer:
         else:
             await respond(send, 200, self._gemini.prompt_blocked(req, behaviour.block_reason))
 
+    async def _tool_calls(
+        self, fmt: ProviderFormat, req: GenRequest, behaviour: ToolCalls, send: Send
+    ) -> None:
+        if not isinstance(fmt, ToolCallFormat):
+            message = f"ToolCalls is not scripted for {fmt.name} (fake)."
+            await respond(send, 400, fmt.error(400, message))
+            return
+        body = fmt.tool_calls(req, behaviour.calls, behaviour.text)
+        if req.stream:
+            await respond_events(send, fmt.stream_content_type, body)
+        else:
+            await respond(send, 200, body)
+
     # ---------------------------------------------------------------- generation
 
     def _default_reply(self, req: GenRequest) -> tuple[list[str], str]:
@@ -353,6 +382,9 @@ class FakeProviderServer:
             return
         if isinstance(behaviour, PromptBlocked):
             await self._prompt_blocked(fmt, req, behaviour, send)
+            return
+        if isinstance(behaviour, ToolCalls):
+            await self._tool_calls(fmt, req, behaviour, send)
             return
         disconnect = Disconnect(receive)
         try:

@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from functools import partial
-from typing import Any
+from typing import Any, Literal
 
 from sqlalchemy import literal, select, update
 
@@ -34,10 +34,13 @@ from omnichat.llm.registry import ModelRef, ModelRegistry
 from omnichat.llm.resilience import Candidate, ResilientStream, RetryPolicy, resilient_generate
 from omnichat.llm.types import (
     CONTENT_FILTER,
+    ChatTurn,
     Completion,
     GenerationRequest,
+    Sampling,
     StreamEnd,
     TextDelta,
+    Tools,
     declined_message,
 )
 from omnichat.rag.grounding import Grounder, Grounding
@@ -50,6 +53,7 @@ ORPHAN_HEARTBEATS = 3
 @dataclass(frozen=True)
 class GenerationOptions:
     system_prompt: str
+    v1_system_prompt: bool
     max_output_tokens: int
     max_generation_s: float
     policy: RetryPolicy
@@ -60,13 +64,20 @@ class GenerationOptions:
 
 @dataclass(frozen=True)
 class Prompt:
-    """What the client asked: the new user text and, optionally, the conversation before it."""
+    """What the client asked: the new user text and, optionally, the conversation before it
+    (stored turns, cleaned and trimmed to the context). ``conversation``: a /v1 client's
+    messages, sent exactly as given, ``text`` being its last user message (what grounding
+    retrieves for and answers); ``operator_prompt``: whether OMNICHAT_SYSTEM_PROMPT leads."""
 
     text: str
     history: Sequence[StoredTurn] = ()
     system_notes: Sequence[str] = field(default_factory=tuple)
     max_tokens: int | None = None
-    temperature: float | None = None
+    sampling: Sampling = field(default_factory=Sampling)
+    max_tokens_param: Literal["max_tokens", "max_completion_tokens"] = "max_tokens"
+    conversation: tuple[ChatTurn, ...] | None = None
+    operator_prompt: bool = True
+    tools: Tools = field(default_factory=Tools)
     # Set by ``ground``: the model gets the text with its sources instead of ``text``.
     grounding: Grounding | None = None
 
@@ -103,6 +114,11 @@ class GenerationService:
         self._finished = FinishedReplyWriter(database)
         self._releases: set[asyncio.Future[None]] = set()
 
+    @property
+    def v1_system_prompt(self) -> bool:
+        """Whether ``/v1`` requests get the operator's system prompt (OMNICHAT_V1_SYSTEM_PROMPT)."""
+        return self._options.v1_system_prompt
+
     # -- context ------------------------------------------------------------------------------
 
     async def ground(self, user_id: str, prompt: Prompt, ref: ModelRef) -> Prompt:
@@ -126,28 +142,38 @@ class GenerationService:
 
     def build_request(self, ref: ModelRef, prompt: Prompt) -> GenerationRequest:
         system = self._system_text(prompt)
-        turns = fit_to_budget(
-            clean_history(prompt.history),
-            prompt.grounding.model_text if prompt.grounding else prompt.text,
-            system=system or None,
-            budget_tokens=self._input_budget(ref, prompt),
-        )
+        question = prompt.grounding.model_text if prompt.grounding else prompt.text
+        if prompt.conversation is not None:
+            turns = _with_question(prompt.conversation, question)
+        else:
+            turns = fit_to_budget(
+                clean_history(prompt.history),
+                question,
+                system=system or None,
+                budget_tokens=self._input_budget(ref, prompt),
+            )
         return GenerationRequest(
             model=ref.model,
             messages=turns,
             system=system or None,
             max_tokens=self._max_tokens(prompt),
-            temperature=prompt.temperature,
+            sampling=prompt.sampling,
+            max_tokens_param=prompt.max_tokens_param,
+            tools=prompt.tools,
         )
 
     def _system_text(self, prompt: Prompt) -> str:
         notes = [*prompt.system_notes]
         if prompt.grounding:
             notes.append(prompt.grounding.system_note)
-        return "\n\n".join([self._options.system_prompt, *notes]).strip()
+        operator = self._options.system_prompt if prompt.operator_prompt else ""
+        return "\n\n".join([operator, *notes]).strip()
 
     def _max_tokens(self, prompt: Prompt) -> int:
-        return min(prompt.max_tokens or self._options.max_output_tokens, 1_000_000)
+        """The client's limit, never above OMNICHAT_MAX_OUTPUT_TOKENS (a ceiling, not a
+        default)."""
+        ceiling = self._options.max_output_tokens
+        return min(prompt.max_tokens or ceiling, ceiling)
 
     def _input_budget(self, ref: ModelRef, prompt: Prompt) -> int:
         """Tokens ``ref``'s context leaves for the system prompt, history and the new turn."""
@@ -336,8 +362,9 @@ class GenerationService:
                 async for event in stream:
                     if isinstance(event, TextDelta):
                         reply.append(event.text)
-                    else:
+                    elif isinstance(event, StreamEnd):
                         end = event
+                    # Stored replies offer no tools, so no ToolCallDelta comes.
             if end.finish_reason == CONTENT_FILTER:
                 return ReplyFinal(
                     "error",
@@ -439,6 +466,19 @@ class GenerationService:
 
     def _candidates(self, ref: ModelRef) -> list[Candidate]:
         return [(r, self.registry.chat_model(r)) for r in self.registry.candidates(ref)]
+
+
+def _with_question(conversation: tuple[ChatTurn, ...], question: str) -> tuple[ChatTurn, ...]:
+    """``conversation`` with its last user turn's text replaced by ``question`` (the same text,
+    or it with the passages grounding found)."""
+    for index in range(len(conversation) - 1, -1, -1):
+        if conversation[index].role == "user":
+            if conversation[index].content == question:
+                return conversation
+            turns = list(conversation)
+            turns[index] = ChatTurn("user", question)
+            return tuple(turns)
+    return conversation
 
 
 def _exceeds(newest_first: list[ConversationRow], token_budget: int) -> bool:

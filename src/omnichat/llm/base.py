@@ -22,6 +22,10 @@ class ChatModel(Protocol):
 
     provider: str
 
+    def check(self, request: GenerationRequest) -> None:
+        """Raises ``UnsupportedField`` (400) naming a field of ``request`` the provider has no
+        native form for; the same check the request's translation makes."""
+
     async def generate(self, request: GenerationRequest) -> Completion: ...
 
     def stream(self, request: GenerationRequest) -> AsyncIterator[StreamEvent]: ...

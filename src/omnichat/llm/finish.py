@@ -12,7 +12,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
-from omnichat.llm.types import CONTENT_FILTER, Completion, FinishReason, StreamEnd, Usage
+from omnichat.llm.types import (
+    CONTENT_FILTER,
+    Completion,
+    FinishReason,
+    StreamEnd,
+    ToolCall,
+    Usage,
+)
 
 
 class Ending(NamedTuple):
@@ -24,9 +31,15 @@ class Ending(NamedTuple):
     def stream_end(self, usage: Usage) -> StreamEnd:
         return StreamEnd(finish_reason=self.finish_reason, usage=usage, refusal=self.refusal)
 
-    def completion(self, text: str, usage: Usage) -> Completion:
+    def completion(
+        self, text: str, usage: Usage, tool_calls: tuple[ToolCall, ...] = ()
+    ) -> Completion:
         return Completion(
-            text=text, finish_reason=self.finish_reason, usage=usage, refusal=self.refusal
+            text=text,
+            finish_reason=self.finish_reason,
+            usage=usage,
+            refusal=self.refusal,
+            tool_calls=tool_calls,
         )
 
 

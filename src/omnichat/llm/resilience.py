@@ -10,10 +10,17 @@ import random
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 
+from omnichat.errors import UnsupportedField
 from omnichat.llm.base import ChatModel
 from omnichat.llm.errors import ProviderError, ProviderTimeout
 from omnichat.llm.registry import ModelRef
-from omnichat.llm.types import Completion, GenerationRequest, StreamEvent, TextDelta
+from omnichat.llm.types import (
+    Completion,
+    GenerationRequest,
+    StreamEvent,
+    TextDelta,
+    ToolCallDelta,
+)
 
 logger = logging.getLogger("omnichat.llm")
 
@@ -37,6 +44,20 @@ Candidate = tuple[ModelRef, ChatModel]
 RequestFor = Callable[[ModelRef], GenerationRequest]
 
 
+def _carried(index: int, ref: ModelRef, chat_model: ChatModel, request: GenerationRequest) -> bool:
+    """Whether ``chat_model`` can carry every field of ``request``. The first candidate's
+    ``UnsupportedField`` is the client's answer (400); a fallback that cannot carry a field is
+    skipped rather than sent the request without it."""
+    try:
+        chat_model.check(request)
+    except UnsupportedField as refusal:
+        if index == 0:
+            raise
+        logger.info("fallback skipped", extra={"model": ref.id, "field": refusal.param})
+        return False
+    return True
+
+
 class ResilientStream:
     """Iterate for events; afterwards ``model`` is the model that answered."""
 
@@ -48,14 +69,16 @@ class ResilientStream:
 
     async def __aiter__(self) -> AsyncIterator[StreamEvent]:
         last_error: ProviderError | None = None
-        for ref, chat_model in self._candidates:
-            self.model = ref
+        for index, (ref, chat_model) in enumerate(self._candidates):
             request = self._request_for(ref)
+            if not _carried(index, ref, chat_model, request):
+                continue
+            self.model = ref
             for attempt in range(self._policy.max_attempts):
                 started = False
                 try:
                     async for event in self._first_token_guarded(chat_model, request):
-                        started = started or isinstance(event, TextDelta)
+                        started = started or isinstance(event, (TextDelta, ToolCallDelta))
                         yield event
                     return
                 except ProviderError as error:
@@ -94,8 +117,10 @@ async def resilient_generate(
 ) -> tuple[Completion, ModelRef]:
     """Non-streaming: the same policy, any failure is before the client has anything."""
     last_error: ProviderError | None = None
-    for ref, chat_model in candidates:
+    for index, (ref, chat_model) in enumerate(candidates):
         request = request_for(ref)
+        if not _carried(index, ref, chat_model, request):
+            continue
         for attempt in range(policy.max_attempts):
             try:
                 async with asyncio.timeout(policy.first_token_timeout_s):

@@ -1,6 +1,6 @@
-"""``/v1/models`` and ``/v1/chat/completions`` in OpenAI's wire format, so any OpenAI client or
-UI can use OmniChat (authenticated with an access token or a personal API key). Stateless, as
-OpenAI's API is: nothing is stored."""
+"""``/v1/chat/completions`` in OpenAI's wire format, so any OpenAI client or UI can use
+OmniChat (authenticated with an access token or a personal API key). Stateless, as OpenAI's
+API is: nothing is stored."""
 
 from __future__ import annotations
 
@@ -16,49 +16,56 @@ from fastapi import APIRouter
 from fastapi.responses import JSONResponse, StreamingResponse
 
 from omnichat.deps import CurrentUser, GenerationDep
-from omnichat.errors import BadRequest, NotFound, error_responses
+from omnichat.errors import NotFound, error_responses
 from omnichat.generation.hub import RequestReply
-from omnichat.generation.service import GenerationService, Prompt
+from omnichat.generation.service import GenerationService
 from omnichat.generation.sse import DONE, EventStreamResponse
-from omnichat.llm.context import StoredTurn
 from omnichat.llm.errors import ProviderError
-from omnichat.llm.types import StreamEnd, StreamEvent, TextDelta, Usage
+from omnichat.llm.registry import UnknownModel
+from omnichat.llm.types import (
+    StreamEnd,
+    StreamEvent,
+    TextDelta,
+    ToolCall,
+    ToolCallDelta,
+    Usage,
+)
 from omnichat.openai_api.schemas import ChatCompletionRequest
+from omnichat.openai_api.translate import prompt_of
 
 router = APIRouter(prefix="/v1", tags=["OpenAI-compatible"])
 
 
-@router.get("/models", responses=error_responses(401, openai=True))
-async def list_models(user: CurrentUser, generation: GenerationDep) -> dict[str, Any]:
-    return {
-        "object": "list",
-        "data": [
-            {"id": ref.id, "object": "model", "created": 0, "owned_by": ref.provider}
-            for ref in generation.registry.available()
-        ],
+def _message(text: str, tool_calls: tuple[ToolCall, ...]) -> dict[str, Any]:
+    """A reply as OpenAI's ``choices[].message``: ``content`` null when it only calls tools."""
+    message: dict[str, Any] = {
+        "role": "assistant",
+        "content": text if text or not tool_calls else None,
+        "refusal": None,
     }
+    if tool_calls:
+        message["tool_calls"] = [
+            {
+                "id": call.id,
+                "type": "function",
+                "function": {"name": call.name, "arguments": call.arguments},
+            }
+            for call in tool_calls
+        ]
+    return message
 
 
-def _prompt(body: ChatCompletionRequest) -> Prompt:
-    system_notes: list[str] = []
-    turns: list[StoredTurn] = []
-    for message in body.messages:
-        text = message.text()
-        if text is None:
-            raise BadRequest("Only text content parts are supported")
-        if message.role in ("system", "developer"):
-            system_notes.append(text)
-        elif message.role in ("user", "assistant"):
-            turns.append(StoredTurn(message.role, text, "complete"))
-    if not turns or turns[-1].role != "user":
-        raise BadRequest("The last message must come from the user")
-    return Prompt(
-        text=turns[-1].content,
-        history=turns[:-1],
-        system_notes=system_notes,
-        max_tokens=body.max_completion_tokens or body.max_tokens,
-        temperature=body.temperature,
-    )
+def _tool_call_chunk(delta: ToolCallDelta) -> dict[str, Any]:
+    """One streamed piece of a tool call, as OpenAI's ``delta.tool_calls[]`` entry: the first
+    piece of a call has its id, type and name."""
+    function: dict[str, Any] = {"arguments": delta.arguments}
+    entry: dict[str, Any] = {"index": delta.index}
+    if delta.id is not None:
+        entry.update(id=delta.id, type="function")
+    if delta.name is not None:
+        function["name"] = delta.name
+    entry["function"] = function
+    return entry
 
 
 def _usage(usage: Usage) -> dict[str, int]:
@@ -77,14 +84,18 @@ def _usage(usage: Usage) -> dict[str, int]:
     # ones OpenAI's in-stream error event.
     responses={
         200: {"content": {"application/json": {}, "text/event-stream": {}}},
-        **error_responses(400, 401, 413, 422, 429, 502, 503, 504, openai=True),
+        **error_responses(400, 401, 404, 413, 429, 502, 503, 504, openai=True),
     },
 )
 async def chat_completions(
     body: ChatCompletionRequest, user: CurrentUser, generation: GenerationDep
 ) -> JSONResponse | StreamingResponse:
-    ref = generation.registry.resolve(body.model)
-    prompt = _prompt(body)
+    try:
+        ref = generation.registry.resolve(body.model)
+    except UnknownModel as unknown:
+        # OpenAI's answer, which its SDKs raise as NotFoundError.
+        raise NotFound(unknown.detail, param="model", code="model_not_found") from None
+    prompt = prompt_of(body, generation.v1_system_prompt)
     completion_id = f"chatcmpl-{uuid.uuid4().hex}"
     created = int(time.time())
     if not body.stream:
@@ -100,7 +111,7 @@ async def chat_completions(
                 "choices": [
                     {
                         "index": 0,
-                        "message": {"role": "assistant", "content": completion.text},
+                        "message": _message(completion.text, completion.tool_calls),
                         "finish_reason": completion.finish_reason,
                         "logprobs": None,
                     }
@@ -181,6 +192,9 @@ async def _chunk_stream(
             if isinstance(event, TextDelta):
                 token = json.dumps(event.text, ensure_ascii=False).encode()
                 yield content_prefix + token + content_suffix
+            elif isinstance(event, ToolCallDelta):
+                delta = {"tool_calls": [_tool_call_chunk(event)]}
+                yield chunk([{"index": 0, "delta": delta, "finish_reason": None}])
             else:
                 end = event
             event = await anext(events, None)

@@ -62,6 +62,11 @@ class Chunker:
         """Tokens in ``text`` without the [CLS]/[SEP] the embedder adds around each chunk."""
         return len(self._tokenizer.encode(text, add_special_tokens=False).ids)
 
+    def count_model_tokens(self, texts: list[str]) -> list[int]:
+        """Tokens the model reads for each text, the [CLS]/[SEP] around it included, uncut."""
+        encodings = self._tokenizer.encode_batch(texts, add_special_tokens=True)
+        return [len(encoding.ids) for encoding in encodings]
+
     def chunk(self, document: ExtractedDocument) -> list[ChunkDraft]:
         """Chunks in document order, ordinals from 0. Chunks never span pages, so each one's
         page is exact. CPU-bound: run it in a thread. Raises ``PayloadTooLarge`` (413) as soon

@@ -15,12 +15,15 @@ from typing import Any
 
 import cohere
 
+from omnichat.errors import UnsupportedField
 from omnichat.llm.base import ProviderConfig, stream_cut, translate_error
 from omnichat.llm.errors import ProviderError, ProviderTimeout, ProviderUnavailable
 from omnichat.llm.finish import FinishMap, native_value
 from omnichat.llm.types import (
+    INSTRUCTION_ROLES,
     Completion,
     GenerationRequest,
+    Sampling,
     StreamEnd,
     StreamEvent,
     TextDelta,
@@ -33,6 +36,8 @@ _FINISH = FinishMap(
     refusals={"ERROR_TOXIC": "toxic content"},
 )
 _NO_RETRIES: dict[str, Any] = {"max_retries": 0}
+PROVIDER_NAME = "Cohere"
+_THINKING_BUDGETS = {"minimal": 512, "low": 1024, "medium": 4096, "high": 16384, "xhigh": 32768}
 
 
 def _failure(finish_reason: object, error: str | None, provider: str) -> ProviderError | None:
@@ -68,6 +73,25 @@ def _usage(usage: Any) -> Usage:
     )
 
 
+def _response_format(sampling: Sampling) -> dict[str, Any] | None:
+    """OpenAI's JSON mode or JSON schema as Cohere's ``json_object`` response format."""
+    schema = sampling.json_schema()
+    if schema is not None:
+        return {"type": "json_object", "json_schema": dict(schema)}
+    return {"type": "json_object"} if sampling.wants_json_object() else None
+
+
+def _thinking(effort: str | None) -> dict[str, Any] | None:
+    """OpenAI's reasoning_effort as Cohere's thinking token budget."""
+    if effort is None:
+        return None
+    if effort == "none":
+        return {"type": "disabled"}
+    if effort not in _THINKING_BUDGETS:
+        raise UnsupportedField("reasoning_effort", PROVIDER_NAME)
+    return {"type": "enabled", "token_budget": _THINKING_BUDGETS[effort]}
+
+
 class CohereChatModel:
     def __init__(self, config: ProviderConfig) -> None:
         self.provider = config.name
@@ -81,16 +105,38 @@ class CohereChatModel:
     async def aclose(self) -> None:
         await self._client.__aexit__(None, None, None)  # type: ignore[no-untyped-call]
 
+    def check(self, request: GenerationRequest) -> None:
+        self._arguments(request)
+
     def _arguments(self, request: GenerationRequest) -> dict[str, Any]:
+        """``chat``'s arguments (Cohere v2). Instruction turns stay in place as ``system``
+        messages. Raises ``UnsupportedField`` for what Cohere has no form of."""
+        sampling = request.sampling
+        for name in sampling.openai_only:
+            raise UnsupportedField(name, PROVIDER_NAME)
         messages: list[Any] = []
         if request.system:
             messages.append({"role": "system", "content": request.system})
-        messages.extend({"role": t.role, "content": t.content} for t in request.messages)
+        messages.extend(
+            {"role": "system" if t.role in INSTRUCTION_ROLES else t.role, "content": t.content}
+            for t in request.messages
+        )
+        optional = {
+            "max_tokens": request.max_tokens,
+            "temperature": sampling.temperature,
+            "p": sampling.top_p,
+            "stop_sequences": list(sampling.stop) or None,
+            "seed": sampling.seed,
+            "presence_penalty": sampling.presence_penalty,
+            "frequency_penalty": sampling.frequency_penalty,
+            "response_format": _response_format(sampling),
+            "thinking": _thinking(sampling.reasoning_effort),
+        }
         return {
             "model": request.model,
             "messages": messages,
             "request_options": _NO_RETRIES,
-            **request.sampling(),
+            **{name: value for name, value in optional.items() if value is not None},
         }
 
     async def generate(self, request: GenerationRequest) -> Completion:

@@ -18,6 +18,7 @@ import httpx2
 from google import genai
 from google.genai import types
 
+from omnichat.errors import UnsupportedField
 from omnichat.llm.base import ProviderConfig, stream_cut, translate_error
 from omnichat.llm.finish import Ending, FinishMap, native_value
 from omnichat.llm.types import (
@@ -29,6 +30,14 @@ from omnichat.llm.types import (
     Usage,
 )
 
+PROVIDER_NAME = "Gemini"
+_THINKING_LEVELS = {
+    "minimal": types.ThinkingLevel.MINIMAL,
+    "low": types.ThinkingLevel.LOW,
+    "medium": types.ThinkingLevel.MEDIUM,
+    "high": types.ThinkingLevel.HIGH,
+    "xhigh": types.ThinkingLevel.XHIGH,
+}
 _FINISH = FinishMap(
     length=frozenset({"MAX_TOKENS", "CONTINUATION"}),
     refusals={
@@ -86,6 +95,18 @@ def _text(response: Any) -> str:
     return "".join(parts)
 
 
+def _thinking(effort: str | None) -> types.ThinkingConfig | None:
+    """OpenAI's reasoning_effort as Gemini's thinking level ("none": a thinking budget of 0)."""
+    if effort is None:
+        return None
+    if effort == "none":
+        return types.ThinkingConfig(thinking_budget=0)
+    level = _THINKING_LEVELS.get(effort)
+    if level is None:
+        raise UnsupportedField("reasoning_effort", PROVIDER_NAME)
+    return types.ThinkingConfig(thinking_level=level)
+
+
 class GeminiChatModel:
     def __init__(self, config: ProviderConfig) -> None:
         self.provider = config.name
@@ -103,18 +124,38 @@ class GeminiChatModel:
     async def aclose(self) -> None:
         await self._client.aio.aclose()
 
+    def check(self, request: GenerationRequest) -> None:
+        self._arguments(request)
+
     def _arguments(self, request: GenerationRequest) -> dict[str, Any]:
-        contents = [
-            types.Content(
-                role="model" if turn.role == "assistant" else "user",
-                parts=[types.Part(text=turn.content)],
-            )
-            for turn in request.messages
-        ]
+        """``generate_content``'s arguments. Instruction turns go to ``system_instruction``, and
+        consecutive turns of one role become one ``Content`` of several parts (Gemini wants the
+        roles to alternate). Raises ``UnsupportedField`` for what Gemini has no form of."""
+        sampling = request.sampling
+        for name in sampling.openai_only:
+            raise UnsupportedField(name, PROVIDER_NAME)
+        contents: list[types.Content] = []
+        for turn in request.dialogue():
+            role = "model" if turn.role == "assistant" else "user"
+            if contents and contents[-1].role == role and contents[-1].parts is not None:
+                contents[-1].parts.append(types.Part(text=turn.content))
+            else:
+                contents.append(types.Content(role=role, parts=[types.Part(text=turn.content)]))
+        schema = sampling.json_schema()
         config = types.GenerateContentConfig(
-            system_instruction=request.system or None,
+            system_instruction=request.instructions(),
             max_output_tokens=request.max_tokens,
-            temperature=request.temperature,
+            temperature=sampling.temperature,
+            top_p=sampling.top_p,
+            stop_sequences=list(sampling.stop) or None,
+            seed=sampling.seed,
+            presence_penalty=sampling.presence_penalty,
+            frequency_penalty=sampling.frequency_penalty,
+            response_mime_type=(
+                "application/json" if schema is not None or sampling.wants_json_object() else None
+            ),
+            response_json_schema=dict(schema) if schema else None,
+            thinking_config=_thinking(sampling.reasoning_effort),
         )
         return {"model": request.model, "contents": contents, "config": config}
 

@@ -27,6 +27,9 @@ class EchoChatModel:
     def __init__(self, token_delay_s: float = 0.0) -> None:
         self._delay = token_delay_s
 
+    def check(self, request: GenerationRequest) -> None:
+        """The echo model says what it was sent and reads no field of it: nothing to refuse."""
+
     async def generate(self, request: GenerationRequest) -> Completion:
         return Completion(text=echo_reply(request))
 

@@ -24,7 +24,16 @@ from openai import AsyncOpenAI
 from omnichat.llm.base import ProviderConfig, stream_cut, translate_error
 from omnichat.llm.finish import FinishMap
 from omnichat.llm.sse import SSEDataParser
-from omnichat.llm.types import Completion, GenerationRequest, StreamEvent, TextDelta, Usage
+from omnichat.llm.types import (
+    Completion,
+    GenerationRequest,
+    StreamEvent,
+    TextDelta,
+    ToolCall,
+    ToolCallDelta,
+    Tools,
+    Usage,
+)
 
 _DRAIN_TIMEOUT_S = 1.0
 _FINISH = FinishMap(
@@ -34,10 +43,75 @@ _FINISH = FinishMap(
 )
 
 
-def openai_messages(request: GenerationRequest) -> list[dict[str, str]]:
-    messages = [{"role": "system", "content": request.system}] if request.system else []
-    messages.extend({"role": turn.role, "content": turn.content} for turn in request.messages)
+def openai_messages(request: GenerationRequest) -> list[dict[str, Any]]:
+    """The turns as given (a /v1 client's ``developer`` turn stays one), ``system`` first."""
+    messages: list[dict[str, Any]] = (
+        [{"role": "system", "content": request.system}] if request.system else []
+    )
+    for turn in request.messages:
+        message: dict[str, Any] = {"role": turn.role, "content": turn.content}
+        if turn.tool_calls:
+            message["content"] = turn.content or None
+            message["tool_calls"] = [
+                {
+                    "id": call.id,
+                    "type": "function",
+                    "function": {"name": call.name, "arguments": call.arguments},
+                }
+                for call in turn.tool_calls
+            ]
+        if turn.tool_call_id is not None:
+            message["tool_call_id"] = turn.tool_call_id
+        messages.append(message)
     return messages
+
+
+def _tool_params(tools: Tools) -> dict[str, Any]:
+    if not tools.specs:
+        return {}
+    functions = []
+    for spec in tools.specs:
+        function: dict[str, Any] = {"name": spec.name}
+        optional = {
+            "description": spec.description,
+            "parameters": spec.parameters,
+            "strict": spec.strict,
+        }
+        function.update({key: value for key, value in optional.items() if value is not None})
+        functions.append({"type": "function", "function": function})
+    params: dict[str, Any] = {"tools": functions}
+    if tools.choice == "function":
+        params["tool_choice"] = {"type": "function", "function": {"name": tools.function}}
+    else:
+        params["tool_choice"] = tools.choice
+    if tools.parallel is not None:
+        params["parallel_tool_calls"] = tools.parallel
+    return params
+
+
+def openai_params(request: GenerationRequest) -> dict[str, Any]:
+    """The chat-completions body: every field of ``request`` under OpenAI's own name."""
+    sampling = request.sampling
+    params: dict[str, Any] = {"model": request.model, "messages": openai_messages(request)}
+    if request.max_tokens is not None:
+        params[request.max_tokens_param] = request.max_tokens
+    optional = {
+        "temperature": sampling.temperature,
+        "top_p": sampling.top_p,
+        "stop": list(sampling.stop) or None,
+        "seed": sampling.seed,
+        "presence_penalty": sampling.presence_penalty,
+        "frequency_penalty": sampling.frequency_penalty,
+        "response_format": dict(sampling.response_format) if sampling.response_format else None,
+        "reasoning_effort": sampling.reasoning_effort,
+    }
+    params.update({name: value for name, value in optional.items() if value is not None})
+    if sampling.end_user:
+        name, value = sampling.end_user
+        params[name] = value
+    params.update(sampling.openai_only)
+    params.update(_tool_params(request.tools))
+    return params
 
 
 def _usage_of(usage: dict[str, Any]) -> Usage:
@@ -66,8 +140,11 @@ class OpenAIChatModel:
     async def aclose(self) -> None:
         await self._client.close()
 
+    def check(self, request: GenerationRequest) -> None:
+        """Every field has its OpenAI form: nothing to refuse."""
+
     def _params(self, request: GenerationRequest) -> dict[str, Any]:
-        return {"model": request.model, "messages": openai_messages(request), **request.sampling()}
+        return openai_params(request)
 
     async def generate(self, request: GenerationRequest) -> Completion:
         try:
@@ -76,8 +153,13 @@ class OpenAIChatModel:
             raise translate_error(exc, self.provider) from exc
         choice = response.choices[0] if response.choices else None
         text = (choice.message.content or "") if choice else ""
+        calls = tuple(
+            ToolCall(call.id, call.function.name, call.function.arguments)
+            for call in (choice.message.tool_calls or () if choice else ())
+            if call.type == "function"
+        )
         ending = _FINISH(choice.finish_reason if choice else None)
-        return ending.completion(text, _usage(response.usage))
+        return ending.completion(text, _usage(response.usage), calls)
 
     async def stream(self, request: GenerationRequest) -> AsyncIterator[StreamEvent]:
         """The SDK makes the request (auth, base URL, timeouts, status errors) and hands back the
@@ -109,9 +191,12 @@ class OpenAIChatModel:
                             if chunk.get("usage"):
                                 usage = _usage_of(chunk["usage"])
                             for choice in chunk.get("choices") or ():
-                                content = (choice.get("delta") or {}).get("content")
+                                delta = choice.get("delta") or {}
+                                content = delta.get("content")
                                 if content:
                                     yield TextDelta(content)
+                                for call in delta.get("tool_calls") or ():
+                                    yield _tool_call_delta(call)
                                 if choice.get("finish_reason"):
                                     finish_reason = choice["finish_reason"]
                         if done:
@@ -124,6 +209,17 @@ class OpenAIChatModel:
         if finish_reason is None and not done:
             raise stream_cut(self.provider)
         yield _FINISH(finish_reason).stream_end(usage)
+
+
+def _tool_call_delta(call: dict[str, Any]) -> ToolCallDelta:
+    """One ``delta.tool_calls[]`` entry of a chunk."""
+    function = call.get("function") or {}
+    return ToolCallDelta(
+        index=int(call.get("index") or 0),
+        arguments=function.get("arguments") or "",
+        id=call.get("id"),
+        name=function.get("name"),
+    )
 
 
 def _stream_error(error: Any, response: httpx2.Response) -> openai.APIError:

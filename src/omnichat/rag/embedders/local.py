@@ -26,6 +26,9 @@ def bundled_model_path() -> Path:
 class LocalMiniLMEmbedder(LanedLocalEmbedder):
     name = LOCAL_EMBEDDER_NAME
     dimension = LOCAL_DIMENSION
+    # The word pieces the model reads, [CLS]/[SEP] included (sentence_bert_config.json's
+    # max_seq_length): sentence-transformers cuts longer text.
+    max_tokens = 256
 
     def __init__(self, batch_size: int = 32, model_path: Path | None = None) -> None:
         super().__init__("minilm")

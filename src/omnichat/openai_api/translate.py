@@ -1,0 +1,183 @@
+"""A ``/v1/chat/completions`` request as OmniChat's ``Prompt``: the messages exactly as sent,
+every field in ``Sampling`` or ``Tools`` for the provider adapters to carry natively, and a 400
+naming the field (OpenAI's ``param``) for what no provider is sent yet."""
+
+from __future__ import annotations
+
+from omnichat.errors import BadRequest
+from omnichat.generation.service import Prompt
+from omnichat.llm.types import ChatTurn, Sampling, ToolCall, Tools, ToolSpec
+from omnichat.openai_api.schemas import (
+    ChatCompletionRequest,
+    NamedToolChoice,
+    OtherPart,
+    TextPart,
+)
+
+# Fields OpenAI has that no provider is sent yet: refused by name, never dropped. A value that
+# asks for nothing (``n: 1``, ``logprobs: false``, no tools) is accepted.
+NOT_CARRIED = "is not carried to providers by this server yet"
+
+
+def _refuse_uncarried(body: ChatCompletionRequest) -> None:
+    refusals = {
+        "n": (body.n or 1) > 1,
+        "logprobs": bool(body.logprobs),
+        "top_logprobs": body.top_logprobs is not None,
+        "functions": bool(body.functions),
+        "function_call": body.function_call not in (None, "none"),
+        "audio": body.audio is not None,
+        "modalities": body.modalities not in (None, ["text"]),
+        "prediction": body.prediction is not None,
+        "web_search_options": body.web_search_options is not None,
+    }
+    for param, refused in refusals.items():
+        if refused:
+            why = {
+                "n": "one choice per request is served",
+                "functions": "is OpenAI's deprecated form of 'tools'; send 'tools'",
+                "function_call": "is OpenAI's deprecated form of 'tool_choice'; send 'tools'",
+            }.get(param, NOT_CARRIED)
+            raise BadRequest(f"'{param}' {why}", param=param, code="unsupported_parameter")
+    if body.max_tokens is not None and body.max_completion_tokens is not None:
+        raise BadRequest(
+            "Send one of 'max_tokens' and 'max_completion_tokens'", param="max_completion_tokens"
+        )
+
+
+def _turns(body: ChatCompletionRequest) -> tuple[ChatTurn, ...]:
+    """The messages as sent, each as one turn; what a turn cannot carry yet is refused naming
+    its place (``messages[2].content[1]``). A tool result names the function whose call it
+    answers, from the assistant turn that made the call."""
+    turns: list[ChatTurn] = []
+    called: dict[str, str] = {}  # tool call id -> function name
+    for index, message in enumerate(body.messages):
+        where = f"messages[{index}]"
+        role = message.role
+        if role == "function":
+            raise BadRequest(
+                "'function' messages are OpenAI's deprecated form of 'tool' messages",
+                param=f"{where}.role",
+            )
+        for name in ("function_call", "audio", "name"):
+            if getattr(message, name):
+                raise BadRequest(f"'{name}' on a message {NOT_CARRIED}", param=f"{where}.{name}")
+        text = _text_of(message.content, where)
+        if role == "tool":
+            call_id = message.tool_call_id
+            if not call_id or call_id not in called:
+                raise BadRequest(
+                    "A 'tool' message answers a tool call of an earlier assistant message: its "
+                    "'tool_call_id' must be one of theirs",
+                    param=f"{where}.tool_call_id",
+                )
+            turns.append(ChatTurn(role, text, tool_call_id=call_id, tool_name=called[call_id]))
+            continue
+        calls = tuple(
+            ToolCall(call.id, call.function.name, call.function.arguments)
+            for call in message.tool_calls or ()
+        )
+        if calls and role != "assistant":
+            raise BadRequest("Only assistant messages make tool calls", param=f"{where}.tool_calls")
+        called.update((call.id, call.name) for call in calls)
+        turns.append(ChatTurn(role, text, tool_calls=calls))
+    return tuple(turns)
+
+
+def _text_of(content: str | list[TextPart | OtherPart] | None, where: str) -> str:
+    if not isinstance(content, list):
+        return content or ""
+    for number, part in enumerate(content):
+        if not isinstance(part, TextPart):
+            raise BadRequest(
+                f"'{part.type}' content parts {NOT_CARRIED}", param=f"{where}.content[{number}]"
+            )
+    return "".join(part.text for part in content if isinstance(part, TextPart))
+
+
+def _tools(body: ChatCompletionRequest) -> Tools:
+    """``tools``, ``tool_choice`` and ``parallel_tool_calls`` as ``Tools``."""
+    specs = tuple(
+        ToolSpec(
+            name=tool.function.name,
+            description=tool.function.description,
+            parameters=tool.function.parameters,
+            strict=tool.function.strict,
+        )
+        for tool in body.tools or ()
+    )
+    names = [spec.name for spec in specs]
+    if len(set(names)) != len(names):
+        raise BadRequest("Each tool needs a name of its own", param="tools")
+    choice = body.tool_choice
+    if isinstance(choice, NamedToolChoice):
+        if choice.function.name not in names:
+            raise BadRequest(
+                f"tool_choice names '{choice.function.name}', which is not in 'tools'",
+                param="tool_choice",
+            )
+        return Tools(specs, "function", choice.function.name, body.parallel_tool_calls)
+    if choice == "required" and not specs:
+        raise BadRequest("tool_choice 'required' needs 'tools'", param="tool_choice")
+    return Tools(specs, choice or "auto", None, body.parallel_tool_calls)
+
+
+def _sampling(body: ChatCompletionRequest) -> Sampling:
+    response_format = None
+    if body.response_format is not None and body.response_format.type != "text":
+        response_format = body.response_format.model_dump(exclude_none=True, by_alias=True)
+        if body.response_format.type == "json_schema" and body.response_format.json_schema is None:
+            raise BadRequest(
+                "'json_schema' is required with type 'json_schema'",
+                param="response_format.json_schema",
+            )
+    end_user = ("safety_identifier", body.safety_identifier) if body.safety_identifier else None
+    if end_user is None and body.user:
+        end_user = ("user", body.user)
+    openai_only = {
+        name: getattr(body, name)
+        for name in (
+            "logit_bias",
+            "metadata",
+            "store",
+            "service_tier",
+            "prompt_cache_key",
+            "prompt_cache_retention",
+            "verbosity",
+        )
+        if getattr(body, name) is not None
+    }
+    stop = (body.stop,) if isinstance(body.stop, str) else tuple(body.stop or ())
+    return Sampling(
+        temperature=body.temperature,
+        top_p=body.top_p,
+        stop=stop,
+        seed=body.seed,
+        presence_penalty=body.presence_penalty,
+        frequency_penalty=body.frequency_penalty,
+        response_format=response_format,
+        reasoning_effort=body.reasoning_effort,
+        end_user=end_user,
+        openai_only=openai_only,
+    )
+
+
+def prompt_of(body: ChatCompletionRequest, operator_prompt: bool) -> Prompt:
+    """The request as OmniChat's ``Prompt``: the messages exactly as sent (``conversation``),
+    the operator's system prompt only when OMNICHAT_V1_SYSTEM_PROMPT is on."""
+    _refuse_uncarried(body)
+    turns = _turns(body)
+    question = next((turn.content for turn in reversed(turns) if turn.role == "user"), None)
+    if body.rag and question is None:
+        raise BadRequest("'rag' needs a user message to answer", param="messages")
+    return Prompt(
+        text=question or "",
+        conversation=turns,
+        operator_prompt=operator_prompt,
+        max_tokens=body.max_completion_tokens or body.max_tokens,
+        max_tokens_param=(
+            "max_completion_tokens" if body.max_completion_tokens is not None else "max_tokens"
+        ),
+        sampling=_sampling(body),
+        tools=_tools(body),
+    )

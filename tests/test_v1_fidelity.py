@@ -1,0 +1,295 @@
+"""``/v1/chat/completions`` carries what a client sent: the messages exactly as sent, and every
+request field in each provider's native form, or a 400 naming the field. Driven by the official
+``openai`` SDK; what each provider received is read from the fake provider server."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import openai
+import pytest
+
+from omnichat.settings import Settings
+from tests.conftest import ThreadedServer
+from tests.fakes import Fail, FakeProviderServer, Reply
+from tests.test_openai_api import api_key, sdk, user
+
+__all__ = ["api_key", "user"]  # fixtures, imported to be used here
+
+MODELS = {
+    "openai": "openai:gpt-5.4-mini",
+    "anthropic": "anthropic:claude-sonnet-5-5",
+    "gemini": "gemini:gemini-3.8-flash",
+    "cohere": "cohere:command-a-plus-05-2026",
+}
+CONVERSATION: list[Any] = [
+    {"role": "assistant", "content": "Hello! Who are you?"},
+    {"role": "system", "content": "Answer in one word."},
+    {"role": "user", "content": "My name is Bob."},
+    {"role": "user", "content": "What is my name?"},
+]
+SCHEMA = {"type": "object", "properties": {"name": {"type": "string"}}, "required": ["name"]}
+JSON_SCHEMA_FORMAT = {
+    "type": "json_schema",
+    "json_schema": {"name": "person", "schema": SCHEMA, "strict": True},
+}
+
+
+async def _ask(server: ThreadedServer, key: str, provider: str, **fields: Any) -> Any:
+    fields.setdefault("messages", CONVERSATION)
+    return await sdk(server, key).chat.completions.create(model=MODELS[provider], **fields)
+
+
+def _sent(fake: FakeProviderServer, provider: str) -> dict[str, Any]:
+    body = fake.requests_for(provider)[-1].body
+    assert isinstance(body, dict)
+    return body
+
+
+async def test_openai_gets_the_messages_and_every_field_as_sent(
+    llm_server: ThreadedServer, api_key: str, fake_provider: FakeProviderServer
+) -> None:
+    fake_provider.script(Reply("Bob"))
+    await _ask(
+        llm_server,
+        api_key,
+        "openai",
+        max_completion_tokens=64,
+        temperature=0.3,
+        top_p=0.9,
+        stop=["END"],
+        seed=7,
+        presence_penalty=0.5,
+        frequency_penalty=-0.5,
+        response_format=JSON_SCHEMA_FORMAT,
+        reasoning_effort="low",
+        safety_identifier="user-42",
+        logit_bias={"1234": -100},
+        metadata={"team": "docs"},
+        store=False,
+        service_tier="auto",
+        prompt_cache_key="bob",
+        verbosity="low",
+    )
+    sent = _sent(fake_provider, "openai")
+    # As sent: the opening assistant turn, the system turn in its place, both user turns, and
+    # no operator system prompt in front (OMNICHAT_V1_SYSTEM_PROMPT is off by default).
+    assert sent["messages"] == CONVERSATION
+    assert sent["max_completion_tokens"] == 64
+    assert "max_tokens" not in sent
+    expected = {
+        "temperature": 0.3,
+        "top_p": 0.9,
+        "stop": ["END"],
+        "seed": 7,
+        "presence_penalty": 0.5,
+        "frequency_penalty": -0.5,
+        "response_format": JSON_SCHEMA_FORMAT,
+        "reasoning_effort": "low",
+        "safety_identifier": "user-42",
+        "logit_bias": {"1234": -100},
+        "metadata": {"team": "docs"},
+        "store": False,
+        "service_tier": "auto",
+        "prompt_cache_key": "bob",
+        "verbosity": "low",
+    }
+    assert {name: sent.get(name) for name in expected} == expected
+
+
+async def test_anthropic_gets_its_native_forms(
+    llm_server: ThreadedServer, api_key: str, fake_provider: FakeProviderServer
+) -> None:
+    fake_provider.script(Reply("Bob"))
+    await _ask(
+        llm_server,
+        api_key,
+        "anthropic",
+        max_tokens=64,
+        stop="END",
+        response_format=JSON_SCHEMA_FORMAT,
+        reasoning_effort="high",
+        user="user-42",
+    )
+    sent = _sent(fake_provider, "anthropic")
+    assert sent["system"] == "Answer in one word."
+    assert sent["messages"] == [
+        {"role": "assistant", "content": "Hello! Who are you?"},
+        {"role": "user", "content": "My name is Bob."},
+        {"role": "user", "content": "What is my name?"},
+    ]
+    assert sent["max_tokens"] == 64
+    assert sent["stop_sequences"] == ["END"]
+    assert sent["output_config"] == {
+        "format": {"type": "json_schema", "schema": SCHEMA},
+        "effort": "high",
+    }
+    assert sent["metadata"] == {"user_id": "user-42"}
+    assert not {"temperature", "top_p", "stop", "response_format"} & set(sent)
+
+
+async def test_gemini_gets_its_native_forms(
+    llm_server: ThreadedServer, api_key: str, fake_provider: FakeProviderServer
+) -> None:
+    fake_provider.script(Reply("Bob"))
+    await _ask(
+        llm_server,
+        api_key,
+        "gemini",
+        max_tokens=64,
+        temperature=0.3,
+        top_p=0.9,
+        stop=["END"],
+        seed=7,
+        presence_penalty=0.5,
+        frequency_penalty=-0.5,
+        response_format=JSON_SCHEMA_FORMAT,
+        reasoning_effort="none",
+    )
+    sent = _sent(fake_provider, "gemini")
+    assert sent["systemInstruction"]["parts"] == [{"text": "Answer in one word."}]
+    # Consecutive user turns are one content of two parts: Gemini wants roles to alternate.
+    assert sent["contents"] == [
+        {"role": "model", "parts": [{"text": "Hello! Who are you?"}]},
+        {"role": "user", "parts": [{"text": "My name is Bob."}, {"text": "What is my name?"}]},
+    ]
+    config = sent["generationConfig"]
+    # google-genai writes this one in the API's snake_case spelling (proto3 JSON takes both).
+    assert config.pop("thinkingConfig") in ({"thinkingBudget": 0}, {"thinking_budget": 0})
+    assert config == {
+        "maxOutputTokens": 64,
+        "temperature": 0.3,
+        "topP": 0.9,
+        "stopSequences": ["END"],
+        "seed": 7,
+        "presencePenalty": 0.5,
+        "frequencyPenalty": -0.5,
+        "responseMimeType": "application/json",
+        "responseJsonSchema": SCHEMA,
+    }
+
+
+async def test_cohere_gets_its_native_forms(
+    llm_server: ThreadedServer, api_key: str, fake_provider: FakeProviderServer
+) -> None:
+    fake_provider.script(Reply("Bob"))
+    await _ask(
+        llm_server,
+        api_key,
+        "cohere",
+        max_tokens=64,
+        temperature=0.3,
+        top_p=0.9,
+        stop=["END"],
+        seed=7,
+        presence_penalty=0.5,
+        frequency_penalty=0.25,
+        response_format={"type": "json_object"},
+        reasoning_effort="medium",
+    )
+    sent = _sent(fake_provider, "cohere")
+    assert sent["messages"] == CONVERSATION  # Cohere v2 takes system turns in place
+    expected = {
+        "max_tokens": 64,
+        "temperature": 0.3,
+        "p": 0.9,
+        "stop_sequences": ["END"],
+        "seed": 7,
+        "presence_penalty": 0.5,
+        "frequency_penalty": 0.25,
+        "response_format": {"type": "json_object"},
+        "thinking": {"type": "enabled", "token_budget": 4096},
+    }
+    assert {name: sent.get(name) for name in expected} == expected
+
+
+@pytest.mark.parametrize(
+    ("provider", "fields", "param"),
+    [
+        ("anthropic", {"temperature": 0.2}, "temperature"),
+        ("anthropic", {"top_p": 0.5}, "top_p"),
+        ("anthropic", {"seed": 1}, "seed"),
+        ("anthropic", {"response_format": {"type": "json_object"}}, "response_format"),
+        ("anthropic", {"logit_bias": {"1": 5}}, "logit_bias"),
+        ("gemini", {"metadata": {"a": "b"}}, "metadata"),
+        ("cohere", {"verbosity": "low"}, "verbosity"),
+        ("openai", {"n": 2}, "n"),
+        ("openai", {"logprobs": True}, "logprobs"),
+        ("openai", {"tools": [{"type": "function", "function": {"name": "f"}}]}, "tools"),
+        ("openai", {"max_tokens": 5, "max_completion_tokens": 5}, "max_completion_tokens"),
+        ("openai", {"temperature": 3}, "temperature"),
+        ("openai", {"extra_body": {"not_an_openai_field": 1}}, "not_an_openai_field"),
+        (
+            "openai",
+            {
+                "messages": [
+                    {
+                        "role": "user",
+                        "content": [
+                            {"type": "text", "text": "What is this?"},
+                            {"type": "image_url", "image_url": {"url": "data:image/png;base64,"}},
+                        ],
+                    }
+                ]
+            },
+            "messages[0].content[1]",
+        ),
+        (
+            "openai",
+            {"messages": [{"role": "tool", "content": "42", "tool_call_id": "call_1"}]},
+            "messages[0].role",
+        ),
+    ],
+)
+async def test_what_cannot_be_carried_is_a_400_naming_it(
+    llm_server: ThreadedServer,
+    api_key: str,
+    fake_provider: FakeProviderServer,
+    provider: str,
+    fields: dict[str, Any],
+    param: str,
+) -> None:
+    with pytest.raises(openai.BadRequestError) as error:
+        await _ask(llm_server, api_key, provider, **fields)
+    body = error.value.body
+    assert isinstance(body, dict)
+    assert (body["type"], body["param"]) == ("invalid_request_error", param)
+    assert fake_provider.requests_for(provider) == []  # nothing was sent without it
+
+
+async def test_max_tokens_cannot_raise_the_operators_ceiling(
+    llm_server: ThreadedServer,
+    llm_settings: Settings,
+    api_key: str,
+    fake_provider: FakeProviderServer,
+) -> None:
+    fake_provider.script(Reply("ok"), Reply("ok"))
+    await _ask(llm_server, api_key, "openai", max_tokens=100_000)
+    assert _sent(fake_provider, "openai")["max_tokens"] == llm_settings.max_output_tokens
+    await _ask(llm_server, api_key, "openai", max_tokens=7)
+    assert _sent(fake_provider, "openai")["max_tokens"] == 7
+
+
+async def test_a_fallback_that_cannot_carry_a_field_is_skipped(
+    llm_server: ThreadedServer, api_key: str, fake_provider: FakeProviderServer
+) -> None:
+    """The fallback (Anthropic) has no ``seed``: when OpenAI fails, the request is not sent to
+    it without the seed; the client gets OpenAI's failure."""
+    fake_provider.script(*[Fail(503)] * 3)
+    with pytest.raises(openai.APIStatusError) as error:
+        await _ask(llm_server, api_key, "openai", seed=3)
+    assert error.value.status_code == 502
+    assert "The openai provider failed" in error.value.message
+    assert len(fake_provider.requests_for("openai")) == 3
+    assert fake_provider.requests_for("anthropic") == []
+
+
+async def test_streamed_replies_carry_the_fields_too(
+    llm_server: ThreadedServer, api_key: str, fake_provider: FakeProviderServer
+) -> None:
+    fake_provider.script(Reply(tokens=["B", "ob"]))
+    stream = await _ask(llm_server, api_key, "gemini", stream=True, seed=11, stop=["X"])
+    text = "".join([c.choices[0].delta.content or "" async for c in stream if c.choices])
+    assert text == "Bob"
+    config = _sent(fake_provider, "gemini")["generationConfig"]
+    assert (config["seed"], config["stopSequences"]) == (11, ["X"])
