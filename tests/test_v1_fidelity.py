@@ -215,7 +215,7 @@ async def test_cohere_gets_its_native_forms(
         ("cohere", {"verbosity": "low"}, "verbosity"),
         ("openai", {"n": 2}, "n"),
         ("openai", {"logprobs": True}, "logprobs"),
-        ("openai", {"tools": [{"type": "function", "function": {"name": "f"}}]}, "tools"),
+        ("openai", {"tools": [{"type": "custom", "custom": {"name": "f"}}]}, "tools[0].type"),
         ("openai", {"max_tokens": 5, "max_completion_tokens": 5}, "max_completion_tokens"),
         ("openai", {"temperature": 3}, "temperature"),
         ("openai", {"extra_body": {"not_an_openai_field": 1}}, "not_an_openai_field"),
@@ -236,7 +236,7 @@ async def test_cohere_gets_its_native_forms(
         ),
         (
             "openai",
-            {"messages": [{"role": "tool", "content": "42", "tool_call_id": "call_1"}]},
+            {"messages": [{"role": "function", "name": "f", "content": "42"}]},
             "messages[0].role",
         ),
     ],

@@ -199,8 +199,12 @@ async def test_parallel_tool_calls(
     ]
 
 
-@pytest.mark.parametrize("provider", sorted(NATIVE_CHOICE))
-@pytest.mark.parametrize("choice", sorted(CHOICES))
+@pytest.mark.parametrize(
+    ("provider", "choice"),
+    # A provider without a form of some choice (Cohere names no function) refuses it instead,
+    # tested with that provider.
+    [(provider, choice) for provider, native in sorted(NATIVE_CHOICE.items()) for choice in native],
+)
 async def test_tool_choice_is_carried(
     llm_server: ThreadedServer,
     api_key: str,

@@ -6,9 +6,12 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from functools import partial
+from typing import Any
 
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
+from fastapi.openapi.utils import get_openapi
 
 from omnichat import __version__
 from omnichat.apikeys.routes import router as api_keys_router
@@ -43,6 +46,21 @@ async def _warm_up(embedder: object) -> None:
         await warm_up()
     except Exception:  # the first upload or question retries it and reports the error
         logger.exception("the embedding model did not load")
+
+
+def _openapi_without_422_under_v1(app: FastAPI) -> dict[str, Any]:
+    """FastAPI's schema, less the 422 it lists for every body under ``/v1/``, where invalid
+    input is OpenAI's 400 (``errors.error_response_for``)."""
+    if app.openapi_schema is None:
+        schema = get_openapi(
+            title=app.title, version=app.version, description=app.description, routes=app.routes
+        )
+        for path, operations in schema.get("paths", {}).items():
+            if path.startswith("/v1/"):
+                for operation in operations.values():
+                    operation.get("responses", {}).pop("422", None)
+        app.openapi_schema = schema
+    return app.openapi_schema
 
 
 def create_app(
@@ -91,6 +109,7 @@ def create_app(
     )
     app.state.container = container
     install_error_handlers(app)
+    app.openapi = partial(_openapi_without_422_under_v1, app)  # type: ignore[method-assign]
     for router in (
         ops_router,
         express_auth_router,

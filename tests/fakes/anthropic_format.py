@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import json
 from typing import Any
 
 from tests.fakes._common import (
@@ -69,7 +70,7 @@ class AnthropicStream(SimpleTail):
         self._req = req
         self._id = f"msg_fake{next(_ids):020d}"
 
-    def head(self) -> bytes:
+    def message_start(self) -> bytes:
         message: dict[str, Any] = {
             "id": self._id,
             "type": "message",
@@ -80,8 +81,11 @@ class AnthropicStream(SimpleTail):
             "stop_sequence": None,
             "usage": _usage(Usage(self._req.input_tokens, 1)),
         }
+        return sse_event("message_start", dumps({"type": "message_start", "message": message}))
+
+    def head(self) -> bytes:
         return (
-            sse_event("message_start", dumps({"type": "message_start", "message": message}))
+            self.message_start()
             + sse_event(
                 "content_block_start",
                 b'{"type":"content_block_start","index":0,'
@@ -97,16 +101,42 @@ class AnthropicStream(SimpleTail):
         )
 
     def tail(self, finish: Finish, usage: Usage) -> bytes:
+        return _block_stop(0) + self.message_end(finish, usage)
+
+    def message_end(self, finish: Finish, usage: Usage) -> bytes:
+        """``message_delta`` (the stop reason, the output tokens), then ``message_stop``."""
         delta = {
             "type": "message_delta",
             "delta": _stop(finish),
             "usage": {"output_tokens": usage.output_tokens},
         }
-        return (
-            sse_event("content_block_stop", b'{"type":"content_block_stop","index":0}')
-            + sse_event("message_delta", dumps(delta))
-            + sse_event("message_stop", b'{"type":"message_stop"}')
+        return sse_event("message_delta", dumps(delta)) + sse_event(
+            "message_stop", b'{"type":"message_stop"}'
         )
+
+
+def _block_stop(index: int) -> bytes:
+    return sse_event("content_block_stop", dumps({"type": "content_block_stop", "index": index}))
+
+
+def _tool_use_events(index: int, call_id: str, name: str, arguments: str) -> bytes:
+    """One streamed ``tool_use`` block, as Anthropic streams it: its start (id, name, an empty
+    ``input``), its input's JSON text in two ``input_json_delta`` pieces, its stop."""
+    start = {
+        "type": "content_block_start",
+        "index": index,
+        "content_block": {"type": "tool_use", "id": call_id, "name": name, "input": {}},
+    }
+    out = sse_event("content_block_start", dumps(start))
+    half = len(arguments) // 2
+    for piece in (arguments[:half], arguments[half:]):
+        delta = {
+            "type": "content_block_delta",
+            "index": index,
+            "delta": {"type": "input_json_delta", "partial_json": piece},
+        }
+        out += sse_event("content_block_delta", dumps(delta))
+    return out + _block_stop(index)
 
 
 class AnthropicFormat:
@@ -143,6 +173,37 @@ class AnthropicFormat:
 
     def stream(self, req: GenRequest) -> AnthropicStream:
         return AnthropicStream(req)
+
+    def tool_calls(self, req: GenRequest, calls: list[tuple[str, str]], text: str | None) -> bytes:
+        """``stop_reason: "tool_use"``, the calls as ``tool_use`` blocks after a ``text`` block
+        if ``text``; streamed, each block's start, deltas and stop (``_tool_use_events``)."""
+        ids = [f"toolu_fake{next(_ids):020d}" for _ in calls]
+        usage = Usage(req.input_tokens, count_words(text or "") + len(calls))
+        if not req.stream:
+            content: list[dict[str, Any]] = [{"type": "text", "text": text}] if text else []
+            content += [
+                {"type": "tool_use", "id": i, "name": n, "input": json.loads(a)}
+                for i, (n, a) in zip(ids, calls, strict=True)
+            ]
+            return dumps(
+                {
+                    "id": f"msg_fake{next(_ids):020d}",
+                    "type": "message",
+                    "role": "assistant",
+                    "model": req.model,
+                    "content": content,
+                    **_stop("tool_use"),
+                    "usage": _usage(usage),
+                }
+            )
+        stream = AnthropicStream(req)
+        if text:  # a text block at index 0, the calls after it
+            out, first = stream.head() + stream.token(text) + _block_stop(0), 1
+        else:
+            out, first = stream.message_start() + sse_event("ping", b'{"type": "ping"}'), 0
+        for index, (call_id, (name, arguments)) in enumerate(zip(ids, calls, strict=True), first):
+            out += _tool_use_events(index, call_id, name, arguments)
+        return out + stream.message_end("tool_use", usage)
 
     def error(self, status: int, message: str, retry_after: float | None = None) -> bytes:
         kind = _ERROR_TYPES.get(status, "api_error")

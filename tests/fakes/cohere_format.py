@@ -1,7 +1,9 @@
 """Cohere v2 wire format (POST /v2/chat, POST /v2/embed, GET /v1/models).
 
 Streams are SSE with both the `event:` line and a `type` field in the data, as the v2 API
-sends them: message-start, content-start, content-delta, content-end, message-end.
+sends them: message-start, content-start, content-delta, content-end, message-end; a reply that
+calls tools streams tool-plan-delta, then tool-call-start, tool-call-delta, tool-call-end per
+call, instead of the content events (https://docs.cohere.com/docs/tool-use-streaming).
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from tests.fakes._common import (
     count_words,
     dumps,
     json_str,
+    split_tokens,
     sse_event,
     text_of,
     wire_finish,
@@ -41,25 +44,38 @@ def _usage(usage: Usage) -> dict[str, Any]:
     return {"billed_units": counts, "tokens": dict(counts)}
 
 
+def _message_start() -> bytes:
+    start = {
+        "id": _id(),
+        "type": "message-start",
+        "delta": {
+            "message": {
+                "role": "assistant",
+                "content": [],
+                "tool_plan": "",
+                "tool_calls": [],
+                "citations": [],
+            }
+        },
+    }
+    return sse_event("message-start", dumps(start))
+
+
+def _event(kind: str, **fields: Any) -> bytes:
+    return sse_event(kind, dumps({"type": kind, **fields}))
+
+
+def _message_end(finish: Finish, usage: Usage) -> bytes:
+    delta = {"finish_reason": wire_finish(finish, _FINISH), "usage": _usage(usage)}
+    return _event("message-end", delta=delta)
+
+
 class CohereStream(SimpleTail):
     def __init__(self, req: GenRequest) -> None:
         self._req = req
 
     def head(self) -> bytes:
-        start = {
-            "id": _id(),
-            "type": "message-start",
-            "delta": {
-                "message": {
-                    "role": "assistant",
-                    "content": [],
-                    "tool_plan": "",
-                    "tool_calls": [],
-                    "citations": [],
-                }
-            },
-        }
-        return sse_event("message-start", dumps(start)) + sse_event(
+        return _message_start() + sse_event(
             "content-start",
             b'{"type":"content-start","index":0,'
             b'"delta":{"message":{"content":{"type":"text","text":""}}}}',
@@ -72,12 +88,8 @@ class CohereStream(SimpleTail):
         )
 
     def tail(self, finish: Finish, usage: Usage) -> bytes:
-        end = {
-            "type": "message-end",
-            "delta": {"finish_reason": wire_finish(finish, _FINISH), "usage": _usage(usage)},
-        }
-        return sse_event("content-end", b'{"type":"content-end","index":0}') + sse_event(
-            "message-end", dumps(end)
+        return sse_event("content-end", b'{"type":"content-end","index":0}') + _message_end(
+            finish, usage
         )
 
 
@@ -109,6 +121,41 @@ class CohereFormat:
 
     def stream(self, req: GenRequest) -> CohereStream:
         return CohereStream(req)
+
+    def tool_calls(self, req: GenRequest, calls: list[tuple[str, str]], text: str | None) -> bytes:
+        """``finish_reason: "TOOL_CALL"``, the calls in ``message.tool_calls`` after a
+        ``tool_plan`` (``text``, or a stock plan: Cohere always writes one). Streamed: the plan in
+        tool-plan-delta events, then per call tool-call-start (its id, type, name and empty
+        arguments), its arguments in two tool-call-delta pieces, tool-call-end."""
+        ids = [f"call_fake{next(_ids)}" for _ in calls]
+        plan = text or "I will call the tools."
+        usage = Usage(req.input_tokens, count_words(plan) + len(calls))
+        if not req.stream:
+            made = [
+                {"id": i, "type": "function", "function": {"name": n, "arguments": a}}
+                for i, (n, a) in zip(ids, calls, strict=True)
+            ]
+            message = {"role": "assistant", "tool_plan": plan, "tool_calls": made}
+            return dumps(
+                {
+                    "id": _id(),
+                    "finish_reason": "TOOL_CALL",
+                    "message": message,
+                    "usage": _usage(usage),
+                }
+            )
+        out = _message_start()
+        for piece in split_tokens(plan):
+            out += _event("tool-plan-delta", delta={"message": {"tool_plan": piece}})
+        for index, (call_id, (name, arguments)) in enumerate(zip(ids, calls, strict=True)):
+            first = {"id": call_id, "type": "function", "function": {"name": name, "arguments": ""}}
+            out += _event("tool-call-start", index=index, delta={"message": {"tool_calls": first}})
+            half = len(arguments) // 2
+            for piece in (arguments[:half], arguments[half:]):
+                delta = {"message": {"tool_calls": {"function": {"arguments": piece}}}}
+                out += _event("tool-call-delta", index=index, delta=delta)
+            out += _event("tool-call-end", index=index)
+        return out + _message_end("TOOL_CALL", usage)
 
     def error(self, status: int, message: str, retry_after: float | None = None) -> bytes:
         return dumps({"id": _id(), "message": message})

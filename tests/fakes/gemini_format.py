@@ -10,11 +10,17 @@ SAFETY, RECITATION, ...: any raw value) with no text comes as a candidate withou
 and a blocked prompt as `promptFeedback.blockReason` with no candidates at all (google-genai
 `GenerateContentResponse.prompt_feedback`: "sent only in the first stream chunk and only if no
 candidates were generated due to content violations").
+
+Function calls (`ToolCalls`) come as `functionCall` parts `{"id", "name", "args"}` (args an
+object) after the text, if any, with `finishReason` STOP, as Gemini ends them; the first call
+carries a `thoughtSignature`, as Gemini 3 sends it. Streamed: a text chunk, then one chunk
+with every call (each whole), then a last chunk with an empty text part, the finish and usage.
 """
 
 from __future__ import annotations
 
 import itertools
+import json
 from typing import Any
 
 from tests.fakes._common import (
@@ -48,6 +54,8 @@ _STATUSES: dict[int, str] = {
 }
 
 _EOL = b"\r\n\r\n"
+# An opaque signature, as Gemini 3 puts on a reply's first functionCall part (base64).
+_THOUGHT_SIGNATURE = "Cp4BAdHtim9fakeSignatureForTests0000"
 
 
 def _usage(usage: Usage) -> dict[str, Any]:
@@ -188,6 +196,40 @@ class GeminiFormat:
             }
         )
         return b"data: " + body + _EOL if stream else body
+
+    def tool_calls(self, req: GenRequest, calls: list[tuple[str, str]], text: str | None) -> bytes:
+        """``functionCall`` parts after the text (if any), ``finishReason`` STOP."""
+        usage = Usage(req.input_tokens, count_words(text or "") + len(calls))
+        call_parts: list[dict[str, Any]] = []
+        for number, (name, arguments) in enumerate(calls):
+            part: dict[str, Any] = {
+                "functionCall": {
+                    "id": f"fake{next(_ids)}",
+                    "name": name,
+                    "args": json.loads(arguments or "{}"),
+                }
+            }
+            if number == 0:
+                part["thoughtSignature"] = _THOUGHT_SIGNATURE
+            call_parts.append(part)
+        text_parts = [{"text": text}] if text else []
+        response_id = f"fake{next(_ids)}"
+
+        def body(parts: list[dict[str, Any]], last: bool) -> dict[str, Any]:
+            candidate: dict[str, Any] = {"content": {"parts": parts, "role": "model"}}
+            if last:
+                candidate["finishReason"] = "STOP"
+            candidate["index"] = 0
+            out: dict[str, Any] = {"candidates": [candidate]}
+            if last or not req.stream:
+                out["usageMetadata"] = _usage(usage)
+            return {**out, "modelVersion": req.model, "responseId": response_id}
+
+        if not req.stream:
+            return dumps(body(text_parts + call_parts, last=True))
+        chunks = [body(text_parts, last=False)] if text else []
+        chunks += [body(call_parts, last=False), body([{"text": ""}], last=True)]
+        return b"".join(b"data: " + dumps(chunk) + _EOL for chunk in chunks)
 
     def error(self, status: int, message: str, retry_after: float | None = None) -> bytes:
         code = _STATUSES.get(status, "INTERNAL" if status >= 500 else "FAILED_PRECONDITION")

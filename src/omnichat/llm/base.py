@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from omnichat.errors import BadRequest
 from omnichat.llm.errors import (
     ProviderConnectionError,
     ProviderError,
@@ -13,7 +15,7 @@ from omnichat.llm.errors import (
     error_for_status,
     parse_retry_after,
 )
-from omnichat.llm.types import Completion, GenerationRequest, StreamEvent
+from omnichat.llm.types import Completion, GenerationRequest, StreamEvent, ToolCall
 
 
 class ChatModel(Protocol):
@@ -126,3 +128,21 @@ def stream_cut(provider: str) -> ProviderConnectionError:
     return ProviderConnectionError(
         "the provider's stream ended before the reply was complete", provider=provider
     )
+
+
+def tool_call_arguments(call: ToolCall, provider: str, where: str) -> dict[str, Any]:
+    """A call's ``arguments`` (JSON text, as OpenAI carries them) as the object Anthropic's
+    ``input`` and Gemini's ``args`` are; empty text is no arguments. Anything but a JSON object
+    is a ``BadRequest`` naming ``where`` (``messages[1].tool_calls[0].function.arguments``)."""
+    if not call.arguments.strip():
+        return {}
+    try:
+        arguments = json.loads(call.arguments)
+    except ValueError:
+        arguments = None
+    if not isinstance(arguments, dict):
+        raise BadRequest(
+            f"The arguments of tool call '{call.id}' must be a JSON object for {provider}",
+            param=where,
+        )
+    return arguments

@@ -6,6 +6,15 @@ Endings (``finish_reason``, cohere SDK ``ChatFinishReason``; streamed on ``messa
 ("toxic content"); ``COMPLETE``, ``STOP_SEQUENCE``, none and anything else -> stop. ``ERROR`` and
 ``TIMEOUT`` are the provider's own failures, raised as such (the message-end ``delta.error`` says
 why). A stream ends with ``message-end``; one without it was cut.
+
+Tools (Cohere v2 chat, https://docs.cohere.com/reference/chat and the cohere SDK's ``ToolV2``,
+``AssistantChatMessageV2``, ``ToolChatMessageV2`` and ``ChatToolCall*Event`` types): functions go
+as ``tools=[{"type": "function", "function": {"name", "description", "parameters"}}]``, strict
+schemas as the request-level ``strict_tools``; ``tool_choice`` is ``REQUIRED`` or ``NONE`` (auto:
+omitted; Cohere cannot name the function). The model's calls come back in
+``message.tool_calls`` (``{id, type, function: {name, arguments}}``, arguments JSON text) with a
+``tool_plan`` (its reasoning about them, not the answer: dropped); streamed, ``tool-call-start``
+carries a call's id, name and first arguments, ``tool-call-delta`` more of its arguments.
 """
 
 from __future__ import annotations
@@ -21,12 +30,16 @@ from omnichat.llm.errors import ProviderError, ProviderTimeout, ProviderUnavaila
 from omnichat.llm.finish import FinishMap, native_value
 from omnichat.llm.types import (
     INSTRUCTION_ROLES,
+    ChatTurn,
     Completion,
     GenerationRequest,
     Sampling,
     StreamEnd,
     StreamEvent,
     TextDelta,
+    ToolCall,
+    ToolCallDelta,
+    Tools,
     Usage,
 )
 
@@ -38,6 +51,9 @@ _FINISH = FinishMap(
 _NO_RETRIES: dict[str, Any] = {"max_retries": 0}
 PROVIDER_NAME = "Cohere"
 _THINKING_BUDGETS = {"minimal": 512, "low": 1024, "medium": 4096, "high": 16384, "xhigh": 32768}
+_TOOL_CHOICES = {"required": "REQUIRED", "none": "NONE"}
+# OpenAI's meaning of a function without ``parameters``; Cohere's ``ToolV2Function`` needs them.
+_NO_PARAMETERS: dict[str, Any] = {"type": "object", "properties": {}}
 
 
 def _failure(finish_reason: object, error: str | None, provider: str) -> ProviderError | None:
@@ -92,6 +108,104 @@ def _thinking(effort: str | None) -> dict[str, Any] | None:
     return {"type": "enabled", "token_budget": _THINKING_BUDGETS[effort]}
 
 
+def _message(turn: ChatTurn) -> dict[str, Any]:
+    """One turn as a Cohere v2 message: instruction turns as ``system``; an assistant turn that
+    calls tools as ``{"role": "assistant", "tool_calls": [...], "tool_plan"?}`` (its text, if
+    any, being the plan); a tool result as ``{"role": "tool", "tool_call_id", "content"}``."""
+    if turn.role in INSTRUCTION_ROLES:
+        return {"role": "system", "content": turn.content}
+    if turn.role == "assistant" and turn.tool_calls:
+        message: dict[str, Any] = {
+            "role": "assistant",
+            "tool_calls": [
+                {
+                    "id": call.id,
+                    "type": "function",
+                    "function": {"name": call.name, "arguments": call.arguments},
+                }
+                for call in turn.tool_calls
+            ],
+        }
+        if turn.content:
+            message["tool_plan"] = turn.content
+        return message
+    if turn.role == "tool":
+        return {"role": "tool", "tool_call_id": turn.tool_call_id, "content": turn.content}
+    return {"role": turn.role, "content": turn.content}
+
+
+def _tool_params(tools: Tools) -> dict[str, Any]:
+    """``tools``, ``strict_tools`` and ``tool_choice``, or nothing when no function is offered.
+    Raises ``UnsupportedField`` for what Cohere has no form of: strict schemas for some functions
+    only, a named ``tool_choice``, ``parallel_tool_calls: false``."""
+    if not tools.specs:
+        return {}
+    functions = []
+    for spec in tools.specs:
+        function: dict[str, Any] = {"name": spec.name}
+        if spec.description is not None:
+            function["description"] = spec.description
+        function["parameters"] = dict(spec.parameters or _NO_PARAMETERS)
+        functions.append({"type": "function", "function": function})
+    params: dict[str, Any] = {"tools": functions}
+    strict = {spec.strict is True for spec in tools.specs}
+    if strict == {True}:
+        params["strict_tools"] = True
+    elif True in strict:
+        why = "its strict_tools applies to every function, not some"
+        raise UnsupportedField("tools", PROVIDER_NAME, why)
+    if tools.choice == "function":
+        why = "it can require a tool call, not name one"
+        raise UnsupportedField("tool_choice", PROVIDER_NAME, why)
+    if tools.choice in _TOOL_CHOICES:
+        params["tool_choice"] = _TOOL_CHOICES[tools.choice]
+    if tools.parallel is False:
+        why = "it may always make several calls at once"
+        raise UnsupportedField("parallel_tool_calls", PROVIDER_NAME, why)
+    return params
+
+
+def _tool_calls(message: Any) -> tuple[ToolCall, ...]:
+    """``message.tool_calls`` (``ToolCallV2``: id, type, function {name, arguments})."""
+    calls = []
+    for call in getattr(message, "tool_calls", None) or ():
+        function = call.function
+        name = (function.name if function else None) or ""
+        calls.append(ToolCall(call.id, name, (function.arguments if function else None) or ""))
+    return tuple(calls)
+
+
+class _ToolCallIndexes:
+    """Cohere's stream ``index`` of each tool call, as OpenAI's ordinal from 0."""
+
+    def __init__(self) -> None:
+        self._ordinals: dict[int | None, int] = {}
+
+    def __call__(self, index: int | None) -> int:
+        return self._ordinals.setdefault(index, len(self._ordinals))
+
+
+def _tool_call_start(event: Any, ordinal: int) -> ToolCallDelta:
+    """``tool-call-start``: ``delta.message.tool_calls`` is one ``ToolCallV2``."""
+    message = event.delta.message if event.delta else None
+    call = message.tool_calls if message else None
+    function = call.function if call else None
+    return ToolCallDelta(
+        index=ordinal,
+        arguments=(function.arguments if function else None) or "",
+        id=call.id if call else None,
+        name=function.name if function else None,
+    )
+
+
+def _tool_call_piece(event: Any) -> str:
+    """``tool-call-delta``: ``delta.message.tool_calls.function.arguments``, a piece of JSON."""
+    message = event.delta.message if event.delta else None
+    call = message.tool_calls if message else None
+    function = call.function if call else None
+    return (function.arguments if function else None) or ""
+
+
 class CohereChatModel:
     def __init__(self, config: ProviderConfig) -> None:
         self.provider = config.name
@@ -117,10 +231,7 @@ class CohereChatModel:
         messages: list[Any] = []
         if request.system:
             messages.append({"role": "system", "content": request.system})
-        messages.extend(
-            {"role": "system" if t.role in INSTRUCTION_ROLES else t.role, "content": t.content}
-            for t in request.messages
-        )
+        messages.extend(_message(turn) for turn in request.messages)
         optional = {
             "max_tokens": request.max_tokens,
             "temperature": sampling.temperature,
@@ -137,6 +248,7 @@ class CohereChatModel:
             "messages": messages,
             "request_options": _NO_RETRIES,
             **{name: value for name, value in optional.items() if value is not None},
+            **_tool_params(request.tools),
         }
 
     async def generate(self, request: GenerationRequest) -> Completion:
@@ -147,18 +259,27 @@ class CohereChatModel:
         failure = _failure(response.finish_reason, None, self.provider)
         if failure is not None:
             raise failure
-        content = response.message.content or [] if response.message else []
+        message = response.message
+        content = (message.content or []) if message else []
         text = "".join(getattr(item, "text", "") or "" for item in content)
-        return _FINISH(response.finish_reason).completion(text, _usage(response.usage))
+        ending = _FINISH(response.finish_reason)
+        return ending.completion(text, _usage(response.usage), _tool_calls(message))
 
     async def stream(self, request: GenerationRequest) -> AsyncIterator[StreamEvent]:
         end: StreamEnd | None = None
+        ordinal = _ToolCallIndexes()
         try:
             async for event in self._client.chat_stream(**self._arguments(request)):
                 if event.type == "content-delta":
                     text = event.delta.message.content.text  # type: ignore[union-attr]
                     if text:
                         yield TextDelta(text)
+                elif event.type == "tool-call-start":
+                    yield _tool_call_start(event, ordinal(event.index))
+                elif event.type == "tool-call-delta":
+                    piece = _tool_call_piece(event)
+                    if piece:
+                        yield ToolCallDelta(ordinal(event.index), arguments=piece)
                 elif event.type == "message-end":
                     end = _stream_end(event.delta, self.provider)
         except Exception as exc:
