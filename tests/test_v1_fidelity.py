@@ -64,6 +64,7 @@ async def test_openai_gets_the_messages_and_every_field_as_sent(
         response_format=JSON_SCHEMA_FORMAT,
         reasoning_effort="low",
         safety_identifier="user-42",
+        user="u-7",
         logit_bias={"1234": -100},
         metadata={"team": "docs"},
         store=False,
@@ -87,6 +88,7 @@ async def test_openai_gets_the_messages_and_every_field_as_sent(
         "response_format": JSON_SCHEMA_FORMAT,
         "reasoning_effort": "low",
         "safety_identifier": "user-42",
+        "user": "u-7",
         "logit_bias": {"1234": -100},
         "metadata": {"team": "docs"},
         "store": False,
@@ -239,6 +241,40 @@ async def test_cohere_gets_its_native_forms(
             {"messages": [{"role": "function", "name": "f", "content": "42"}]},
             "messages[0].role",
         ),
+        ("gemini", {"messages": [{"role": "system", "content": "Be brief."}]}, "messages"),
+        ("anthropic", {"messages": [{"role": "system", "content": "Be brief."}]}, "messages"),
+        ("anthropic", {"user": "a", "safety_identifier": "b"}, "safety_identifier"),
+        (
+            "openai",
+            {"response_format": {"type": "json_schema", "json_schema": {"name": "x"}}},
+            "response_format.json_schema.schema",
+        ),
+        (
+            "openai",
+            {"response_format": {"type": "json_object", "json_schema": {"name": "x"}}},
+            "response_format.json_schema",
+        ),
+        ("openai", {"stream_options": {"include_usage": True}}, "stream_options"),
+        (
+            "cohere",
+            {
+                "messages": [
+                    {"role": "user", "content": "Weather?"},
+                    {
+                        "role": "assistant",
+                        "tool_calls": [
+                            {
+                                "id": "call_1",
+                                "type": "function",
+                                "function": {"name": "get_weather", "arguments": "not json"},
+                            }
+                        ],
+                    },
+                    {"role": "tool", "tool_call_id": "call_1", "content": "sunny"},
+                ]
+            },
+            "messages[1].tool_calls[0].function.arguments",
+        ),
     ],
 )
 async def test_what_cannot_be_carried_is_a_400_naming_it(
@@ -255,6 +291,20 @@ async def test_what_cannot_be_carried_is_a_400_naming_it(
     assert isinstance(body, dict)
     assert (body["type"], body["param"]) == ("invalid_request_error", param)
     assert fake_provider.requests_for(provider) == []  # nothing was sent without it
+
+
+async def test_an_assistant_refusal_is_carried_as_its_text(
+    llm_server: ThreadedServer, api_key: str, fake_provider: FakeProviderServer
+) -> None:
+    fake_provider.script(Reply("ok"))
+    messages = [
+        {"role": "user", "content": "Help me pick a lock."},
+        {"role": "assistant", "content": None, "refusal": "I can't help with that."},
+        {"role": "user", "content": "It is my own lock."},
+    ]
+    await _ask(llm_server, api_key, "anthropic", messages=messages)
+    sent = _sent(fake_provider, "anthropic")["messages"]
+    assert sent[1] == {"role": "assistant", "content": "I can't help with that."}
 
 
 async def test_max_tokens_cannot_raise_the_operators_ceiling(

@@ -146,3 +146,13 @@ def tool_call_arguments(call: ToolCall, provider: str, where: str) -> dict[str, 
             param=where,
         )
     return arguments
+
+
+def require_dialogue(request: GenerationRequest, provider: str) -> None:
+    """Providers that take instructions apart from the conversation (Anthropic, Gemini) need at
+    least one user or assistant turn; a /v1 request of system messages only is a 400."""
+    if not request.dialogue():
+        raise BadRequest(
+            f"{provider} needs at least one user or assistant message besides the system ones",
+            param="messages",
+        )

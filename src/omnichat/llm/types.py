@@ -67,8 +67,9 @@ class Sampling:
 
     ``response_format``: OpenAI's ``{"type": "json_object"}`` or ``{"type": "json_schema",
     "json_schema": {"name", "schema", "strict"}}``. ``reasoning_effort``: OpenAI's ``none``,
-    ``minimal``, ``low``, ``medium``, ``high``, ``xhigh``. ``end_user``: ``user`` or
-    ``safety_identifier``, the caller's id for the provider's abuse monitoring.
+    ``minimal``, ``low``, ``medium``, ``high``, ``xhigh``. ``end_user``: the ``user`` and
+    ``safety_identifier`` the client set, ``(field, value)`` each: its end user's id for the
+    provider's abuse monitoring.
     ``openai_only``: fields only OpenAI's API has (``logit_bias``, ``metadata``, ``store``,
     ``service_tier``, ``prompt_cache_key``, ``verbosity``), forwarded as given to OpenAI-format
     servers and refused by the others."""
@@ -81,7 +82,7 @@ class Sampling:
     frequency_penalty: float | None = None
     response_format: Mapping[str, Any] | None = None
     reasoning_effort: str | None = None
-    end_user: tuple[str, str] | None = None  # (OpenAI's field name, its value)
+    end_user: tuple[tuple[str, str], ...] = ()
     openai_only: Mapping[str, Any] = field(default_factory=dict)
 
     def json_schema(self) -> Mapping[str, Any] | None:

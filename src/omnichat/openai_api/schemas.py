@@ -13,6 +13,7 @@ from omnichat.schemas import RequestModel
 
 MAX_TEXT_CHARS = 10_000_000
 ShortText = Annotated[str, Field(max_length=1000)]
+StopText = Annotated[str, Field(min_length=1, max_length=1000)]
 Bias = Annotated[int, Field(ge=-100, le=100)]
 MetadataValue = Annotated[str, Field(max_length=512)]
 
@@ -87,6 +88,8 @@ class ChatMessageIn(OpenAIRequestModel):
     function_call: dict[str, Any] | None = None
     refusal: Annotated[str | None, Field(max_length=MAX_TEXT_CHARS)] = None
     audio: dict[str, Any] | None = None
+    # Output metadata (web citations) the SDK hands back with a reply: nothing to send back.
+    annotations: Annotated[list[dict[str, Any]] | None, Field(max_length=1000)] = None
 
 
 class StreamOptions(OpenAIRequestModel):
@@ -118,7 +121,7 @@ class ChatCompletionRequest(OpenAIRequestModel):
     temperature: Annotated[float | None, Field(ge=0, le=2)] = None
     top_p: Annotated[float | None, Field(ge=0, le=1)] = None
     n: Annotated[int | None, Field(ge=1, le=128)] = None
-    stop: ShortText | Annotated[list[ShortText], Field(max_length=16)] | None = None
+    stop: StopText | Annotated[list[StopText], Field(max_length=16)] | None = None
     seed: int | None = None
     presence_penalty: Annotated[float | None, Field(ge=-2, le=2)] = None
     frequency_penalty: Annotated[float | None, Field(ge=-2, le=2)] = None

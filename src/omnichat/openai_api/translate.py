@@ -4,6 +4,8 @@ naming the field (OpenAI's ``param``) for what no provider is sent yet."""
 
 from __future__ import annotations
 
+import json
+
 from omnichat.errors import BadRequest
 from omnichat.generation.service import Prompt
 from omnichat.llm.types import ChatTurn, Sampling, ToolCall, Tools, ToolSpec
@@ -39,6 +41,10 @@ def _refuse_uncarried(body: ChatCompletionRequest) -> None:
                 "function_call": "is OpenAI's deprecated form of 'tool_choice'; send 'tools'",
             }.get(param, NOT_CARRIED)
             raise BadRequest(f"'{param}' {why}", param=param, code="unsupported_parameter")
+    if body.stream_options is not None and not body.stream:
+        raise BadRequest(
+            "'stream_options' is only allowed with 'stream: true'", param="stream_options"
+        )
     if body.max_tokens is not None and body.max_completion_tokens is not None:
         raise BadRequest(
             "Send one of 'max_tokens' and 'max_completion_tokens'", param="max_completion_tokens"
@@ -59,10 +65,17 @@ def _turns(body: ChatCompletionRequest) -> tuple[ChatTurn, ...]:
                 "'function' messages are OpenAI's deprecated form of 'tool' messages",
                 param=f"{where}.role",
             )
-        for name in ("function_call", "audio", "name"):
+        for name in ("function_call", "audio", "name", "annotations"):
             if getattr(message, name):
                 raise BadRequest(f"'{name}' on a message {NOT_CARRIED}", param=f"{where}.{name}")
         text = _text_of(message.content, where)
+        if message.refusal:
+            if text:
+                raise BadRequest(
+                    "An assistant message has 'content' or a 'refusal', not both",
+                    param=f"{where}.refusal",
+                )
+            text = message.refusal  # what the model said, as every provider can carry it
         if role == "tool":
             call_id = message.tool_call_id
             if not call_id or call_id not in called:
@@ -77,11 +90,29 @@ def _turns(body: ChatCompletionRequest) -> tuple[ChatTurn, ...]:
             ToolCall(call.id, call.function.name, call.function.arguments)
             for call in message.tool_calls or ()
         )
+        for number, call in enumerate(calls):
+            _check_arguments(call, f"{where}.tool_calls[{number}].function.arguments")
+        if len({call.id for call in calls}) != len(calls):
+            raise BadRequest("Each tool call needs an id of its own", param=f"{where}.tool_calls")
         if calls and role != "assistant":
             raise BadRequest("Only assistant messages make tool calls", param=f"{where}.tool_calls")
         called.update((call.id, call.name) for call in calls)
         turns.append(ChatTurn(role, text, tool_calls=calls))
     return tuple(turns)
+
+
+def _check_arguments(call: ToolCall, where: str) -> None:
+    """A call's arguments are a JSON object (or empty: none), as every provider needs them."""
+    if not call.arguments.strip():
+        return
+    try:
+        arguments = json.loads(call.arguments)
+    except ValueError:
+        arguments = None
+    if not isinstance(arguments, dict):
+        raise BadRequest(
+            f"The arguments of tool call '{call.id}' must be a JSON object", param=where
+        )
 
 
 def _text_of(content: str | list[TextPart | OtherPart] | None, where: str) -> str:
@@ -126,14 +157,24 @@ def _sampling(body: ChatCompletionRequest) -> Sampling:
     response_format = None
     if body.response_format is not None and body.response_format.type != "text":
         response_format = body.response_format.model_dump(exclude_none=True, by_alias=True)
-        if body.response_format.type == "json_schema" and body.response_format.json_schema is None:
+        spec = body.response_format.json_schema
+        if body.response_format.type == "json_schema" and (
+            spec is None or spec.json_schema is None
+        ):
             raise BadRequest(
-                "'json_schema' is required with type 'json_schema'",
+                "Type 'json_schema' needs 'json_schema.schema', the JSON Schema of the reply",
+                param="response_format.json_schema.schema",
+            )
+        if body.response_format.type == "json_object" and spec is not None:
+            raise BadRequest(
+                "'json_schema' goes with type 'json_schema', not 'json_object'",
                 param="response_format.json_schema",
             )
-    end_user = ("safety_identifier", body.safety_identifier) if body.safety_identifier else None
-    if end_user is None and body.user:
-        end_user = ("user", body.user)
+    end_user = tuple(
+        (name, value)
+        for name, value in (("user", body.user), ("safety_identifier", body.safety_identifier))
+        if value
+    )
     openai_only = {
         name: getattr(body, name)
         for name in (

@@ -31,6 +31,7 @@ from anthropic import AsyncAnthropic
 from omnichat.errors import UnsupportedField
 from omnichat.llm.base import (
     ProviderConfig,
+    require_dialogue,
     stream_cut,
     tool_call_arguments,
     translate_error,
@@ -195,6 +196,7 @@ class AnthropicChatModel:
         has no form of, ``BadRequest`` for tool call arguments that are no JSON object."""
         sampling = request.sampling
         _refuse_unsupported(sampling)
+        require_dialogue(request, PROVIDER_NAME)
         params: dict[str, Any] = {
             "model": request.model,
             "max_tokens": request.max_tokens or DEFAULT_MAX_TOKENS,
@@ -217,8 +219,13 @@ class AnthropicChatModel:
             output_config["effort"] = _EFFORT[effort]
         if output_config:
             params["output_config"] = output_config
-        if sampling.end_user:
-            params["metadata"] = {"user_id": sampling.end_user[1]}
+        end_users = {value for _, value in sampling.end_user}
+        if len(end_users) > 1:
+            raise UnsupportedField(
+                "safety_identifier", PROVIDER_NAME, "it has one end-user id (metadata.user_id)"
+            )
+        if end_users:
+            params["metadata"] = {"user_id": end_users.pop()}
         return params
 
     async def generate(self, request: GenerationRequest) -> Completion:

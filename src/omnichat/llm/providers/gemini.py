@@ -48,6 +48,7 @@ from google.genai import types
 from omnichat.errors import BadRequest, UnsupportedField
 from omnichat.llm.base import (
     ProviderConfig,
+    require_dialogue,
     stream_cut,
     tool_call_arguments,
     translate_error,
@@ -278,6 +279,7 @@ class GeminiChatModel:
         fields. Raises ``UnsupportedField`` for what Gemini has no form of, ``BadRequest`` for
         tool call arguments that are no JSON object."""
         sampling = request.sampling
+        require_dialogue(request, PROVIDER_NAME)
         for name in sampling.openai_only:
             raise UnsupportedField(name, PROVIDER_NAME)
         schema = sampling.json_schema()

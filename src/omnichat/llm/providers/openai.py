@@ -106,9 +106,7 @@ def openai_params(request: GenerationRequest) -> dict[str, Any]:
         "reasoning_effort": sampling.reasoning_effort,
     }
     params.update({name: value for name, value in optional.items() if value is not None})
-    if sampling.end_user:
-        name, value = sampling.end_user
-        params[name] = value
+    params.update(sampling.end_user)
     params.update(sampling.openai_only)
     params.update(_tool_params(request.tools))
     return params
