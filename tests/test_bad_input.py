@@ -495,10 +495,12 @@ async def test_streamed_body_over_limit_is_413(
 @pytest.mark.parametrize(
     ("url", "body", "status"),
     [
-        ("/v1/chat/completions", b"x" * (DEFAULT_MAX_REQUEST_BYTES + 1), 413),
+        ("/v1/embeddings", b"x" * (DEFAULT_MAX_REQUEST_BYTES + 1), 413),
+        # Chat completions may carry images: their own, larger limit.
+        ("/v1/chat/completions", b"x" * (32 * 1024 * 1024 + 1), 413),
         ("/v1/chat/completions?x=%00", b"{}", 400),
     ],
-    ids=["body-limit", "nul-query"],
+    ids=["body-limit", "chat-body-limit", "nul-query"],
 )
 async def test_refusals_before_routing_speak_openai_under_v1(
     client: httpx.AsyncClient, url: str, body: bytes, status: int

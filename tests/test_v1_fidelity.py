@@ -4,6 +4,7 @@ request field in each provider's native form, or a 400 naming the field. Driven 
 
 from __future__ import annotations
 
+import base64
 from typing import Any
 
 import openai
@@ -234,7 +235,7 @@ async def test_cohere_gets_its_native_forms(
                     }
                 ]
             },
-            "messages[0].content[1]",
+            "messages[0].content[1].image_url.url",
         ),
         (
             "openai",
@@ -343,3 +344,111 @@ async def test_streamed_replies_carry_the_fields_too(
     assert text == "Bob"
     config = _sent(fake_provider, "gemini")["generationConfig"]
     assert (config["seed"], config["stopSequences"]) == (11, ["X"])
+
+
+PNG = base64.b64decode(
+    "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQAAAABJRU5ErkJggg=="
+)
+PNG_URL = "data:image/png;base64," + base64.b64encode(PNG).decode()
+
+
+def _image_question(url: str) -> list[Any]:
+    return [
+        {
+            "role": "user",
+            "content": [
+                {"type": "text", "text": "What is in this picture?"},
+                {"type": "image_url", "image_url": {"url": url}},
+            ],
+        }
+    ]
+
+
+def _image_as_received(provider: str, sent: dict[str, Any]) -> Any:
+    if provider == "gemini":
+        return sent["contents"][0]["parts"]
+    return sent["messages"][-1]["content"]
+
+
+@pytest.mark.parametrize("provider", sorted(MODELS))
+async def test_an_image_goes_to_each_provider_in_its_form(
+    llm_server: ThreadedServer, api_key: str, fake_provider: FakeProviderServer, provider: str
+) -> None:
+    fake_provider.script(Reply("A single pixel."))
+    await _ask(llm_server, api_key, provider, messages=_image_question(PNG_URL))
+    encoded = base64.b64encode(PNG).decode()
+    expected = {
+        "openai": [
+            {"type": "text", "text": "What is in this picture?"},
+            {"type": "image_url", "image_url": {"url": PNG_URL}},
+        ],
+        "anthropic": [
+            {"type": "text", "text": "What is in this picture?"},
+            {
+                "type": "image",
+                "source": {"type": "base64", "media_type": "image/png", "data": encoded},
+            },
+        ],
+        "gemini": [
+            {"text": "What is in this picture?"},
+            # As google-genai writes it (proto3 JSON takes snake_case and camelCase alike).
+            {"inlineData": {"mime_type": "image/png", "data": encoded}},
+        ],
+        "cohere": [
+            {"type": "text", "text": "What is in this picture?"},
+            {"type": "image_url", "image_url": {"url": PNG_URL}},
+        ],
+    }
+    assert _image_as_received(provider, _sent(fake_provider, provider)) == expected[provider]
+
+
+@pytest.mark.parametrize(
+    ("provider", "carried"),
+    [("openai", True), ("anthropic", True), ("gemini", False), ("cohere", False)],
+)
+async def test_an_image_url_goes_only_to_providers_that_fetch_it(
+    llm_server: ThreadedServer,
+    api_key: str,
+    fake_provider: FakeProviderServer,
+    provider: str,
+    carried: bool,
+) -> None:
+    url = "https://images.example.com/cat.png"
+    if not carried:
+        with pytest.raises(openai.BadRequestError) as error:
+            await _ask(llm_server, api_key, provider, messages=_image_question(url))
+        assert isinstance(error.value.body, dict)
+        assert error.value.body["param"] == "image_url"
+        assert fake_provider.requests_for(provider) == []
+        return
+    fake_provider.script(Reply("A cat."))
+    await _ask(llm_server, api_key, provider, messages=_image_question(url))
+    received = _image_as_received(provider, _sent(fake_provider, provider))[1]
+    assert received == (
+        {"type": "image_url", "image_url": {"url": url}}
+        if provider == "openai"
+        else {"type": "image", "source": {"type": "url", "url": url}}
+    )
+
+
+@pytest.mark.parametrize(
+    ("url", "why"),
+    [
+        ("data:image/png;base64,not base64!", "not valid base64"),
+        ("data:image/svg+xml;base64," + base64.b64encode(b"<svg/>").decode(), "image/svg+xml"),
+        ("file:///etc/passwd", "http(s) URL"),
+    ],
+)
+async def test_a_bad_image_is_a_400_naming_it(
+    llm_server: ThreadedServer,
+    api_key: str,
+    fake_provider: FakeProviderServer,
+    url: str,
+    why: str,
+) -> None:
+    with pytest.raises(openai.BadRequestError) as error:
+        await _ask(llm_server, api_key, "openai", messages=_image_question(url))
+    assert isinstance(error.value.body, dict)
+    assert error.value.body["param"] == "messages[0].content[1].image_url.url"
+    assert why in error.value.body["message"]
+    assert fake_provider.requests_for("openai") == []

@@ -35,6 +35,7 @@ from omnichat.web.routes import router as web_router
 
 logger = logging.getLogger("omnichat.app")
 UPLOAD_PATH = "/upload/document"
+V1_CHAT_PATH = "/v1/chat/completions"
 MULTIPART_OVERHEAD_BYTES = 64 * 1024
 
 
@@ -130,7 +131,10 @@ def create_app(
         BodySizeLimitMiddleware,
         max_bytes=settings.max_request_bytes,
         # The file's own limit is checked exactly as it is copied; this bounds the multipart body.
-        path_limits={UPLOAD_PATH: settings.max_upload_bytes + MULTIPART_OVERHEAD_BYTES},
+        path_limits={
+            UPLOAD_PATH: settings.max_upload_bytes + MULTIPART_OVERHEAD_BYTES,
+            V1_CHAT_PATH: settings.max_chat_request_bytes,
+        },
     )
     app.add_middleware(
         CORSMiddleware,

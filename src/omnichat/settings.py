@@ -90,6 +90,8 @@ class Settings(BaseSettings):
     max_title_chars: Annotated[int, Field(ge=1, le=10_000)] = 200
     max_message_chars: Annotated[int, Field(ge=1, le=10_000_000)] = 100_000
     max_request_bytes: Annotated[int, Field(ge=1024)] = 2 * 1024 * 1024
+    # /v1/chat/completions may carry images as data: URLs (20 MB each at most).
+    max_chat_request_bytes: Annotated[int, Field(ge=1024)] = 32 * 1024 * 1024
     max_page_size: Annotated[int, Field(ge=1, le=10_000)] = 1000
 
     db_pool_size: Annotated[int, Field(ge=1)] = 10

@@ -23,16 +23,31 @@ class ToolCall:
 
 
 @dataclass(frozen=True, slots=True)
+class ImagePart:
+    """An image in a message, as OpenAI's ``image_url`` part carries it: ``url`` a ``data:``
+    URL (``media_type`` and ``data`` decoded from it) or an ``http(s)`` URL the provider
+    fetches; ``detail`` OpenAI's ``auto``/``low``/``high``."""
+
+    url: str
+    media_type: str | None = None
+    data: bytes | None = None
+    detail: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class ChatTurn:
     """One message. An assistant turn may carry ``tool_calls`` (its ``content`` then possibly
     empty); a ``tool`` turn is the result of the call ``tool_call_id`` names, ``tool_name``
-    being that call's function (found in the conversation: Gemini wants it)."""
+    being that call's function (found in the conversation: Gemini wants it). ``parts`` is set
+    when the message holds images: its text pieces and ``ImagePart``s in order."""
 
     role: TurnRole
     content: str
     tool_calls: tuple[ToolCall, ...] = ()
     tool_call_id: str | None = None
     tool_name: str | None = None
+    # A message with images: its text and images in order (``content`` is its text alone).
+    parts: tuple[str | ImagePart, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

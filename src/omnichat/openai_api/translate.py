@@ -8,7 +8,8 @@ import json
 
 from omnichat.errors import BadRequest
 from omnichat.generation.service import Prompt
-from omnichat.llm.types import ChatTurn, Sampling, ToolCall, Tools, ToolSpec
+from omnichat.llm.types import ChatTurn, ImagePart, Sampling, ToolCall, Tools, ToolSpec
+from omnichat.openai_api.images import image_part
 from omnichat.openai_api.schemas import (
     ChatCompletionRequest,
     NamedToolChoice,
@@ -68,7 +69,7 @@ def _turns(body: ChatCompletionRequest) -> tuple[ChatTurn, ...]:
         for name in ("function_call", "audio", "name", "annotations"):
             if getattr(message, name):
                 raise BadRequest(f"'{name}' on a message {NOT_CARRIED}", param=f"{where}.{name}")
-        text = _text_of(message.content, where)
+        text, parts = _content(message.content, where)
         if message.refusal:
             if text:
                 raise BadRequest(
@@ -97,7 +98,9 @@ def _turns(body: ChatCompletionRequest) -> tuple[ChatTurn, ...]:
         if calls and role != "assistant":
             raise BadRequest("Only assistant messages make tool calls", param=f"{where}.tool_calls")
         called.update((call.id, call.name) for call in calls)
-        turns.append(ChatTurn(role, text, tool_calls=calls))
+        if parts and role != "user":
+            raise BadRequest("Only user messages hold images", param=f"{where}.content")
+        turns.append(ChatTurn(role, text, tool_calls=calls, parts=parts))
     return tuple(turns)
 
 
@@ -115,15 +118,24 @@ def _check_arguments(call: ToolCall, where: str) -> None:
         )
 
 
-def _text_of(content: str | list[TextPart | OtherPart] | None, where: str) -> str:
+def _content(
+    content: str | list[TextPart | OtherPart] | None, where: str
+) -> tuple[str, tuple[str | ImagePart, ...]]:
+    """A message's text and, when it holds images, its parts in order (``ChatTurn.parts``)."""
     if not isinstance(content, list):
-        return content or ""
+        return content or "", ()
+    parts: list[str | ImagePart] = []
     for number, part in enumerate(content):
-        if not isinstance(part, TextPart):
+        if isinstance(part, TextPart):
+            parts.append(part.text)
+        elif part.type == "image_url":
+            parts.append(image_part(part, f"{where}.content[{number}]"))
+        else:
             raise BadRequest(
                 f"'{part.type}' content parts {NOT_CARRIED}", param=f"{where}.content[{number}]"
             )
-    return "".join(part.text for part in content if isinstance(part, TextPart))
+    text = "".join(piece for piece in parts if isinstance(piece, str))
+    return text, tuple(parts) if any(isinstance(p, ImagePart) for p in parts) else ()
 
 
 def _tools(body: ChatCompletionRequest) -> Tools:

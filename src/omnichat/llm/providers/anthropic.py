@@ -20,6 +20,7 @@ model's ``tool_use`` blocks come back as ``ToolCall``s (``input`` as JSON text);
 
 from __future__ import annotations
 
+import base64
 import json
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -42,6 +43,7 @@ from omnichat.llm.types import (
     ChatTurn,
     Completion,
     GenerationRequest,
+    ImagePart,
     Sampling,
     StreamEvent,
     TextDelta,
@@ -122,6 +124,20 @@ def _tool_params(tools: Tools) -> dict[str, Any]:
     return {"tools": declared, "tool_choice": choice}
 
 
+def _block(part: str | ImagePart) -> dict[str, Any]:
+    """A text piece or an image as a content block: a ``data:`` image as a ``base64`` source,
+    an ``http(s)`` one as a ``url`` source (Anthropic fetches it)."""
+    if isinstance(part, str):
+        return {"type": "text", "text": part}
+    if part.detail not in (None, "auto"):
+        raise UnsupportedField("detail", PROVIDER_NAME, "it sizes images itself")
+    if part.data is None:
+        return {"type": "image", "source": {"type": "url", "url": part.url}}
+    data = base64.b64encode(part.data).decode("ascii")
+    source = {"type": "base64", "media_type": part.media_type, "data": data}
+    return {"type": "image", "source": source}
+
+
 def _messages(turns: tuple[ChatTurn, ...]) -> list[dict[str, Any]]:
     """``messages`` from the turns of ``GenerationRequest.messages`` (instruction turns are
     skipped: they go to ``system``). Plain turns keep string content; an assistant turn with
@@ -144,6 +160,9 @@ def _messages(turns: tuple[ChatTurn, ...]) -> list[dict[str, Any]]:
             results.append(block)
             continue
         results = None
+        if turn.parts:
+            messages.append({"role": turn.role, "content": [_block(p) for p in turn.parts]})
+            continue
         if not turn.tool_calls:
             messages.append({"role": turn.role, "content": turn.content})
             continue

@@ -33,6 +33,7 @@ from omnichat.llm.types import (
     ChatTurn,
     Completion,
     GenerationRequest,
+    ImagePart,
     Sampling,
     StreamEnd,
     StreamEvent,
@@ -131,7 +132,21 @@ def _message(turn: ChatTurn) -> dict[str, Any]:
         return message
     if turn.role == "tool":
         return {"role": "tool", "tool_call_id": turn.tool_call_id, "content": turn.content}
+    if turn.parts:
+        return {"role": turn.role, "content": [_content_part(part) for part in turn.parts]}
     return {"role": turn.role, "content": turn.content}
+
+
+def _content_part(part: str | ImagePart) -> dict[str, Any]:
+    """A text piece, or a ``data:`` image as an ``image_url`` part (Cohere fetches no URL)."""
+    if isinstance(part, str):
+        return {"type": "text", "text": part}
+    if part.data is None:
+        raise UnsupportedField("image_url", PROVIDER_NAME, "it takes images as data: URLs")
+    image: dict[str, Any] = {"url": part.url}
+    if part.detail is not None:
+        image["detail"] = part.detail
+    return {"type": "image_url", "image_url": image}
 
 
 def _tool_params(tools: Tools) -> dict[str, Any]:

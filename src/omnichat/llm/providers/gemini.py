@@ -60,6 +60,7 @@ from omnichat.llm.types import (
     ChatTurn,
     Completion,
     GenerationRequest,
+    ImagePart,
     StreamEvent,
     TextDelta,
     ToolCall,
@@ -192,6 +193,17 @@ def _result(text: str) -> dict[str, Any]:
     return value if isinstance(value, dict) else {"result": text}
 
 
+def _image_or_text(part: str | ImagePart) -> types.Part:
+    """A text piece, or a ``data:`` image as ``inline_data``; Gemini fetches no URL."""
+    if isinstance(part, str):
+        return types.Part(text=part)
+    if part.data is None:
+        raise UnsupportedField("image_url", PROVIDER_NAME, "it takes images as data: URLs")
+    if part.detail not in (None, "auto"):
+        raise UnsupportedField("detail", PROVIDER_NAME, "it sizes images itself")
+    return types.Part(inline_data=types.Blob(mime_type=part.media_type, data=part.data))
+
+
 def _parts(turn: ChatTurn, index: int) -> list[types.Part]:
     """One dialogue turn's parts; ``index``: its place among the turns (a /v1 client's
     messages, as sent), for the ``param`` of what is refused."""
@@ -205,6 +217,8 @@ def _parts(turn: ChatTurn, index: int) -> list[types.Part]:
             id=turn.tool_call_id, name=turn.tool_name, response=_result(turn.content)
         )
         return [types.Part(function_response=response)]
+    if turn.parts:
+        return [_image_or_text(part) for part in turn.parts]
     if not turn.tool_calls:
         return [types.Part(text=turn.content)]
     parts = [types.Part(text=turn.content)] if turn.content else []

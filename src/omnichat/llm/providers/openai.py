@@ -27,6 +27,7 @@ from omnichat.llm.sse import SSEDataParser
 from omnichat.llm.types import (
     Completion,
     GenerationRequest,
+    ImagePart,
     StreamEvent,
     TextDelta,
     ToolCall,
@@ -50,6 +51,8 @@ def openai_messages(request: GenerationRequest) -> list[dict[str, Any]]:
     )
     for turn in request.messages:
         message: dict[str, Any] = {"role": turn.role, "content": turn.content}
+        if turn.parts:
+            message["content"] = [_part(part) for part in turn.parts]
         if turn.tool_calls:
             message["content"] = turn.content or None
             message["tool_calls"] = [
@@ -64,6 +67,15 @@ def openai_messages(request: GenerationRequest) -> list[dict[str, Any]]:
             message["tool_call_id"] = turn.tool_call_id
         messages.append(message)
     return messages
+
+
+def _part(part: str | ImagePart) -> dict[str, Any]:
+    if isinstance(part, str):
+        return {"type": "text", "text": part}
+    image: dict[str, Any] = {"url": part.url}
+    if part.detail is not None:
+        image["detail"] = part.detail
+    return {"type": "image_url", "image_url": image}
 
 
 def _tool_params(tools: Tools) -> dict[str, Any]:
