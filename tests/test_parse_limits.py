@@ -14,6 +14,7 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
+from omnichat.documents import service as document_service
 from omnichat.documents.extraction import DocumentTooComplex, UnreadableDocument
 from omnichat.documents.extraction.sandbox import SandboxPool
 from omnichat.errors import ServiceUnavailable
@@ -208,3 +209,19 @@ async def test_a_document_over_the_chunk_limit_is_a_413_that_stores_nothing(
             d["filename"] for d in (await client.get("/documents", headers=user.headers)).json()
         ]
         assert names == ["three.txt"]
+
+
+async def test_slow_refusals_of_any_kind_count_toward_the_limit(
+    strict: tuple[FastAPI, httpx.AsyncClient], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A refusal that kept a parser busy (here: any, with the threshold at 0 s) counts like a
+    "too complex" one: a file read for a minute to find no text cannot be sent again and again."""
+    monkeypatch.setattr(document_service, "EXPENSIVE_REFUSAL_S", 0.0)
+    _, client = strict
+    user = await register_user(client, "slow-refusals")
+    for _ in range(2):
+        r = await _upload(client, user, "blank.txt", b"   \n\n   ")
+        assert r.status_code == 422, r.text
+    r = await _upload(client, user, "fine.txt", b"A fine note.")
+    assert r.status_code == 429, r.text
+    assert int(r.headers["Retry-After"]) > 0

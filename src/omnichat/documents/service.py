@@ -12,6 +12,7 @@ import asyncio
 import hashlib
 import logging
 import tempfile
+import time
 import unicodedata
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -37,7 +38,10 @@ from omnichat.ratelimit import RateWindow, TooManyRequests
 
 logger = logging.getLogger("omnichat.documents")
 DOCUMENT_NOT_FOUND = "Document not found"
-TOO_MANY_FAILED_UPLOADS = "Too many of your uploads were too complex to index"
+TOO_MANY_FAILED_UPLOADS = "Too many of your uploads were refused after costly reading"
+# A refusal of any kind (no text, too large, corrupt) that kept a parser worker this long
+# counts toward the failed-upload window like a "too complex" one: slow refusals are not free.
+EXPENSIVE_REFUSAL_S = 5.0
 MAX_FILENAME_CHARS = 200
 COPY_CHUNK_BYTES = 1024 * 1024
 _MULTIPART_ESCAPES = (("%22", '"'), ("%0D", "\r"), ("%0A", "\n"))
@@ -144,16 +148,22 @@ class DocumentService:
         return document, task
 
     async def _extract(self, path: Path, filename: str | None, user_id: str) -> ExtractedDocument:
-        """The upload's text. A file refused as too complex to index counts against the user's
+        """The upload's text. A file refused as too complex to index, or refused for any reason
+        after more than ``EXPENSIVE_REFUSAL_S`` of reading, counts against the user's
         ``failed_uploads`` window: past it, 429, so that a refused bomb cannot be sent again and
         again for free."""
         wait_s = await self._failed_uploads.wait_time(user_id)
         if wait_s is not None:
             raise TooManyRequests.after(wait_s, TOO_MANY_FAILED_UPLOADS)
+        started = time.monotonic()
         try:
             return await self.ingestor.extractor.extract(path, filename, user_id)
         except DocumentTooComplex:
             await self._failed_uploads.hit(user_id)
+            raise
+        except AppError:
+            if time.monotonic() - started > EXPENSIVE_REFUSAL_S:
+                await self._failed_uploads.hit(user_id)
             raise
 
     async def _check_quota(self, db: AsyncSession, user_id: str, incoming: int) -> None:
