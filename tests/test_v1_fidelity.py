@@ -5,11 +5,14 @@ request field in each provider's native form, or a 400 naming the field. Driven 
 from __future__ import annotations
 
 import base64
+import dataclasses
 from typing import Any
 
 import openai
 import pytest
 
+from omnichat.llm.providers.openai import openai_params
+from omnichat.llm.types import ChatTurn, GenerationRequest
 from omnichat.settings import Settings
 from tests.conftest import ThreadedServer
 from tests.fakes import Fail, FakeProviderServer, Reply
@@ -452,3 +455,15 @@ async def test_a_bad_image_is_a_400_naming_it(
     assert error.value.body["param"] == "messages[0].content[1].image_url.url"
     assert why in error.value.body["message"]
     assert fake_provider.requests_for("openai") == []
+
+
+def test_the_output_limit_goes_under_the_clients_name_or_the_one_the_api_takes() -> None:
+    """OpenAI's own API (no base URL) gets the server's ceiling as ``max_completion_tokens``,
+    which its reasoning models require; compatible servers get ``max_tokens``; a name the
+    client used is kept (a unit test of the body: the fake servers are compatible servers)."""
+    request = GenerationRequest(model="m", messages=(ChatTurn("user", "hi"),), max_tokens=100)
+    official = openai_params(request, official=True)
+    assert (official.get("max_completion_tokens"), "max_tokens" in official) == (100, False)
+    assert openai_params(request)["max_tokens"] == 100
+    named = dataclasses.replace(request, max_tokens_param="max_tokens")
+    assert openai_params(named, official=True)["max_tokens"] == 100

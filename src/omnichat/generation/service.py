@@ -74,7 +74,7 @@ class Prompt:
     system_notes: Sequence[str] = field(default_factory=tuple)
     max_tokens: int | None = None
     sampling: Sampling = field(default_factory=Sampling)
-    max_tokens_param: Literal["max_tokens", "max_completion_tokens"] = "max_tokens"
+    max_tokens_param: Literal["max_tokens", "max_completion_tokens"] | None = None
     conversation: tuple[ChatTurn, ...] | None = None
     operator_prompt: bool = True
     tools: Tools = field(default_factory=Tools)

@@ -118,14 +118,15 @@ class GenerationRequest:
     the conversation. From the seed endpoints the turns alternate and end with the user; from
     ``/v1`` they are the client's, as sent (any order, instruction turns in place).
     ``max_tokens_param``: the name the client used (OpenAI's reasoning models take only
-    ``max_completion_tokens``)."""
+    ``max_completion_tokens``); None when it named none (``max_tokens`` is then the
+    server's ceiling)."""
 
     model: str
     messages: tuple[ChatTurn, ...]
     system: str | None = None
     max_tokens: int | None = None
     sampling: Sampling = field(default_factory=Sampling)
-    max_tokens_param: Literal["max_tokens", "max_completion_tokens"] = "max_tokens"
+    max_tokens_param: Literal["max_tokens", "max_completion_tokens"] | None = None
     tools: Tools = field(default_factory=Tools)
 
     @property

@@ -229,7 +229,11 @@ def prompt_of(body: ChatCompletionRequest, operator_prompt: bool) -> Prompt:
         operator_prompt=operator_prompt,
         max_tokens=body.max_completion_tokens or body.max_tokens,
         max_tokens_param=(
-            "max_completion_tokens" if body.max_completion_tokens is not None else "max_tokens"
+            "max_completion_tokens"
+            if body.max_completion_tokens is not None
+            else "max_tokens"
+            if body.max_tokens is not None
+            else None
         ),
         sampling=_sampling(body),
         tools=_tools(body),

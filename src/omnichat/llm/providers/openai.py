@@ -101,12 +101,17 @@ def _tool_params(tools: Tools) -> dict[str, Any]:
     return params
 
 
-def openai_params(request: GenerationRequest) -> dict[str, Any]:
-    """The chat-completions body: every field of ``request`` under OpenAI's own name."""
+def openai_params(request: GenerationRequest, *, official: bool = False) -> dict[str, Any]:
+    """The chat-completions body: every field of ``request`` under OpenAI's own name. The
+    output limit goes under the name the client used; when it used none (the server's
+    ceiling), ``max_completion_tokens`` for OpenAI's own API (``official``: its reasoning
+    models refuse ``max_tokens``), ``max_tokens`` for compatible servers, which may know only
+    that one."""
     sampling = request.sampling
     params: dict[str, Any] = {"model": request.model, "messages": openai_messages(request)}
     if request.max_tokens is not None:
-        params[request.max_tokens_param] = request.max_tokens
+        default = "max_completion_tokens" if official else "max_tokens"
+        params[request.max_tokens_param or default] = request.max_tokens
     optional = {
         "temperature": sampling.temperature,
         "top_p": sampling.top_p,
@@ -137,6 +142,7 @@ def _usage(usage: Any) -> Usage:
 class OpenAIChatModel:
     def __init__(self, config: ProviderConfig) -> None:
         self.provider = config.name
+        self._official = config.base_url is None  # api.openai.com itself
         timeout = openai.Timeout(**config.timeout_arguments())
         self._client = AsyncOpenAI(
             api_key=config.api_key,
@@ -154,7 +160,7 @@ class OpenAIChatModel:
         """Every field has its OpenAI form: nothing to refuse."""
 
     def _params(self, request: GenerationRequest) -> dict[str, Any]:
-        return openai_params(request)
+        return openai_params(request, official=self._official)
 
     async def generate(self, request: GenerationRequest) -> Completion:
         try:
