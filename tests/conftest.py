@@ -86,6 +86,12 @@ def make_settings(database_url: str, data_dir: Path, **overrides: Any) -> Settin
     return Settings(**values)
 
 
+def lifespan_of(application: FastAPI) -> LifespanManager:
+    """``application`` started and stopped as a server would. A cold start imports every
+    provider SDK (seconds on a busy two-core runner): asgi-lifespan's 5 s default is too short."""
+    return LifespanManager(application, startup_timeout=60, shutdown_timeout=60)
+
+
 @pytest.fixture(scope="session")
 def settings(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Settings:
     return make_settings(database_url, tmp_path_factory.mktemp("data"))
@@ -95,7 +101,7 @@ def settings(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Set
 async def app(settings: Settings) -> AsyncIterator[FastAPI]:
     await migrate(settings)
     application = create_app(settings)
-    async with LifespanManager(application):
+    async with lifespan_of(application):
         yield application
 
 

@@ -14,7 +14,6 @@ from typing import Any
 
 import httpx
 import pytest
-from asgi_lifespan import LifespanManager
 from fastapi import FastAPI
 
 from omnichat.app import create_app
@@ -22,6 +21,7 @@ from tests.conftest import (
     PASSWORD,
     TestUser,
     UserFactory,
+    lifespan_of,
     login_headers,
     make_settings,
     unique_email,
@@ -58,7 +58,7 @@ async def small_client(
         max_request_bytes=SMALL_MAX_REQUEST_BYTES,
     )
     application = create_app(settings)
-    async with LifespanManager(application):
+    async with lifespan_of(application):
         transport = httpx.ASGITransport(app=application, raise_app_exceptions=False)
         async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as c:
             yield c

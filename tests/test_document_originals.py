@@ -18,7 +18,6 @@ from typing import Any
 
 import httpx
 import pytest
-from asgi_lifespan import LifespanManager
 from sqlalchemy import delete, select, update
 
 from omnichat.app import container_of, create_app
@@ -30,7 +29,7 @@ from omnichat.documents.models import Chunk, Document, DocumentStatus, original_
 from omnichat.documents.originals import OriginalMismatch
 from omnichat.documents.reindex import reindex
 from omnichat.settings import Settings
-from tests.conftest import TestUser, make_settings, postgres_url, register_user
+from tests.conftest import TestUser, lifespan_of, make_settings, postgres_url, register_user
 from tests.s3_server import S3_TEST_BUCKET, S3_TEST_REGION
 from tests.test_cli import _env, _free_port
 from tests.test_documents_lifecycle import _serve
@@ -65,7 +64,7 @@ def blob_settings(kind: str, request: pytest.FixtureRequest) -> dict[str, Any]:
 async def started_app(settings: Settings) -> AsyncIterator[tuple[Container, httpx.AsyncClient]]:
     await migrate(settings)
     application = create_app(settings)
-    async with LifespanManager(application):
+    async with lifespan_of(application):
         transport = httpx.ASGITransport(app=application)
         async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
             yield container_of(application), client

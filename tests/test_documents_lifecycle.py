@@ -17,7 +17,6 @@ from typing import Any
 import boto3
 import httpx
 import pytest
-from asgi_lifespan import LifespanManager
 from fastapi import FastAPI
 from sqlalchemy import select
 
@@ -29,7 +28,14 @@ from omnichat.documents.reindex import reindex
 from omnichat.errors import ServiceUnavailable
 from omnichat.rag.index import VectorIndex
 from omnichat.settings import Settings
-from tests.conftest import PASSWORD, TestUser, make_settings, register_user, unique_email
+from tests.conftest import (
+    PASSWORD,
+    TestUser,
+    lifespan_of,
+    make_settings,
+    register_user,
+    unique_email,
+)
 from tests.docs_factory import make_pdf
 from tests.fakes.pinecone_fake import PineconeFake
 from tests.s3_server import S3_TEST_BUCKET, S3_TEST_REGION
@@ -48,7 +54,7 @@ async def upload(client: httpx.AsyncClient, user: TestUser, data: bytes, **param
 
 async def started(settings: Settings) -> AsyncIterator[tuple[FastAPI, httpx.AsyncClient]]:
     application = create_app(settings)
-    async with LifespanManager(application):
+    async with lifespan_of(application):
         transport = httpx.ASGITransport(app=application)
         async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
             yield application, client

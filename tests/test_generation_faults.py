@@ -6,7 +6,6 @@ import asyncio
 
 import httpx
 import pytest
-from asgi_lifespan import LifespanManager
 
 from omnichat.app import create_app
 from omnichat.settings import Settings
@@ -16,6 +15,7 @@ from tests.conftest import (
     TestUser,
     ThreadedServer,
     UserFactory,
+    lifespan_of,
     provider_settings,
     register_user,
 )
@@ -318,7 +318,7 @@ async def test_rate_and_concurrency_limits(
         },
     )
     limited = create_app(settings)
-    async with LifespanManager(limited):
+    async with lifespan_of(limited):
         transport = httpx.ASGITransport(app=limited)
         async with httpx.AsyncClient(transport=transport, base_url="http://limited") as client:
             email = "limits-" + tmp_path.name + "@example.com"

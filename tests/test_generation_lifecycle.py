@@ -7,7 +7,6 @@ import time
 from datetime import timedelta
 from pathlib import Path
 
-from asgi_lifespan import LifespanManager
 from sqlalchemy import select, update
 
 from omnichat.app import container_of, create_app
@@ -19,7 +18,7 @@ from omnichat.db.unit_of_work import unit_of_work
 from omnichat.generation.service import INTERRUPTED
 from omnichat.llm.registry import ModelRef
 from omnichat.settings import Settings
-from tests.conftest import unique_email
+from tests.conftest import lifespan_of, unique_email
 from tests.fakes import FakeProviderServer, Reply
 
 
@@ -42,13 +41,13 @@ async def _reply_across_shutdown(settings: Settings, grace_s: float) -> Message:
     started app finds in the database."""
     app = create_app(settings.model_copy(update={"shutdown_grace_s": grace_s}))
     container = container_of(app)
-    async with LifespanManager(app):
+    async with lifespan_of(app):
         user_id, session_id = await _user_and_session(container)
         reply, _ = await container.generation.start_stored_reply(
             user_id, session_id, "hello", ModelRef("openai", "gpt-5.4-mini")
         )
     fresh = create_app(settings)
-    async with LifespanManager(fresh):
+    async with lifespan_of(fresh):
         return await _stored(container_of(fresh), reply.message_id)
 
 
@@ -91,7 +90,7 @@ async def test_replies_left_streaming_by_a_dead_process_are_marked_on_start(
             .values(updated_at=utcnow() - timedelta(hours=2))
         )
     restarted = create_app(settings)
-    async with LifespanManager(restarted):
+    async with lifespan_of(restarted):
         pass
     assert (await _stored(container, orphan.id)).status == "error"
     assert (await _stored(container, orphan.id)).error == INTERRUPTED
@@ -108,7 +107,7 @@ async def test_a_running_reply_is_kept_fresh_while_an_orphan_is_marked_without_r
     fake_provider.script(Reply(tokens=tokens, interval_s=0.05))
     app = create_app(llm_settings.model_copy(update={"reply_heartbeat_s": 0.2}))
     container = container_of(app)
-    async with LifespanManager(app):
+    async with lifespan_of(app):
         user_id, session_id = await _user_and_session(container)
         async with unit_of_work(container.database.writer) as db:
             _, orphan = await container.chats.add_exchange(
@@ -117,11 +116,13 @@ async def test_a_running_reply_is_kept_fresh_while_an_orphan_is_marked_without_r
         reply, _ = await container.generation.start_stored_reply(
             user_id, session_id, "hello", ModelRef("openai", "gpt-5.4-mini")
         )
+        # Older than this app's cutoff (3 x 0.2 s) but younger than that of the session's
+        # other apps on the same database (3 x 30 s): only this app's heartbeat may mark them.
         async with unit_of_work(container.database.writer) as db:
             await db.execute(
                 update(Message)
                 .where(Message.id.in_([orphan.id, reply.message_id]))
-                .values(updated_at=utcnow() - timedelta(hours=1))
+                .values(updated_at=utcnow() - timedelta(seconds=30))
             )
         deadline = time.monotonic() + 10
         while (await _stored(container, orphan.id)).status == "streaming":
@@ -130,7 +131,7 @@ async def test_a_running_reply_is_kept_fresh_while_an_orphan_is_marked_without_r
         assert (await _stored(container, orphan.id)).error == INTERRUPTED
         running = await _stored(container, reply.message_id)
         assert running.status == "streaming"  # refreshed, not marked
-        assert running.updated_at > utcnow() - timedelta(minutes=1)
+        assert running.updated_at > utcnow() - timedelta(seconds=10)
         while (await _stored(container, reply.message_id)).status == "streaming":
             assert time.monotonic() < deadline, "the running reply never finished"
             await asyncio.sleep(0.05)

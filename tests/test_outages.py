@@ -12,12 +12,11 @@ from typing import Any
 
 import httpx
 import pytest
-from asgi_lifespan import LifespanManager
 
 from omnichat.app import create_app
 from omnichat.cli import migrate
 from omnichat.settings import Settings
-from tests.conftest import login_headers, make_settings, postgres_url
+from tests.conftest import lifespan_of, login_headers, make_settings, postgres_url
 from tests.fakes import FakeProviderServer, Reply
 from tests.redis_server import RedisServer
 
@@ -40,7 +39,7 @@ async def _until_ready(client: httpx.AsyncClient, path: str = "/readyz") -> None
 async def _app_client(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
     await migrate(settings)
     app = create_app(settings)
-    async with LifespanManager(app, startup_timeout=60, shutdown_timeout=60):
+    async with lifespan_of(app):
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
             yield client
