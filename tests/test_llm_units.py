@@ -95,6 +95,32 @@ def test_openai_compatible_server_needs_no_key_and_file_providers(tmp_path: Path
     assert registry.resolve("openai") == ModelRef("openai", "gpt-5.4-mini")
 
 
+def test_text_only_models_from_settings_and_the_providers_file(tmp_path: Path) -> None:
+    providers = tmp_path / "providers.toml"
+    providers.write_text(
+        "[providers.ollama]\n"
+        'base_url = "http://127.0.0.1:11434/v1"\n'
+        'models = ["llama3.2", "llava"]\n'
+        'text_only_models = ["llama*"]\n'
+    )
+    registry = build_registry(
+        _settings(
+            tmp_path,
+            openai_api_key="o",
+            openai_models=["gpt-5.4-mini", "gpt-3.5-turbo"],
+            text_only_models=["openai:gpt-3.5*"],
+            providers_file=providers,
+        )
+    )
+    reads = {ref.id: registry.reads_images(ref) for ref in registry.available()}
+    assert reads == {
+        "openai:gpt-5.4-mini": True,
+        "openai:gpt-3.5-turbo": False,
+        "ollama:llama3.2": False,
+        "ollama:llava": True,
+    }
+
+
 def _t(role: str, content: str, status: str = "complete") -> StoredTurn:
     return StoredTurn(role, content, status)
 

@@ -91,6 +91,7 @@ def build_container(
             system_prompt=settings.system_prompt,
             v1_system_prompt=settings.v1_system_prompt,
             max_output_tokens=settings.max_output_tokens,
+            max_choices=settings.max_choices,
             max_generation_s=settings.llm_max_generation_s,
             heartbeat_s=settings.reply_heartbeat_s,
             policy=RetryPolicy(

@@ -122,11 +122,16 @@ class Settings(BaseSettings):
 
     default_model: str | None = None
     fallback_models: CommaList = Field(default_factory=list)
+    # Models that read no images, as ``provider:model`` patterns (fnmatch: ``openai:gpt-3.5*``):
+    # a /v1 image to one is a 400 naming the part, and a text-only fallback is skipped.
+    text_only_models: CommaList = Field(default_factory=list)
     system_prompt: str = "You are a helpful assistant."
     # /v1 is stateless and exact: the client's messages only, unless this puts system_prompt
     # in front of them.
     v1_system_prompt: bool = False
     max_output_tokens: Annotated[int, Field(ge=1, le=1_000_000)] = 2048
+    # /v1's ``n``: each choice is its own provider call, run concurrently under one slot.
+    max_choices: Annotated[int, Field(ge=1, le=128)] = 8
     context_tokens: Annotated[int | None, Field(ge=256)] = None
 
     llm_connect_timeout_s: Annotated[float, Field(gt=0)] = 10.0

@@ -83,6 +83,8 @@ class GenRequest:
     input_tokens: int
     max_tokens: int | None = None
     include_usage: bool = False  # OpenAI `stream_options.include_usage`
+    # OpenAI `logprobs: true`: the number of `top_logprobs` asked for (0 when not given).
+    logprobs: int | None = None
 
 
 class StreamEncoder(Protocol):

@@ -64,6 +64,10 @@ class OpenAIStream(SimpleTail):
         )
 
     def token(self, text: str) -> bytes:
+        if self._req.logprobs is not None:
+            suffix = b'},"logprobs":' + dumps(logprobs_of([text], self._req.logprobs))
+            suffix += b',"finish_reason":null}]' + self._usage_null + b"}"
+            return b"data: " + self._token_prefix + json_str(text) + suffix + b"\n\n"
         return b"data: " + self._token_prefix + json_str(text) + self._token_suffix + b"\n\n"
 
     def delta(self, delta: dict[str, Any]) -> bytes:
@@ -89,6 +93,27 @@ class OpenAIStream(SimpleTail):
         if self._req.include_usage:
             out += sse_data(self._common + b',"choices":[],"usage":' + dumps(_usage(usage)) + b"}")
         return out + b"data: [DONE]\n\n"
+
+
+def logprobs_of(tokens: list[str], top: int) -> dict[str, Any]:
+    """OpenAI's ``choices[].logprobs`` for these tokens: a made-up, deterministic log
+    probability per token (from its length) and ``top`` alternatives."""
+
+    def entry(token: str, rank: int) -> dict[str, Any]:
+        return {
+            "token": token,
+            "logprob": -round(0.01 * len(token) + rank, 4),
+            "bytes": list(token.encode()),
+        }
+
+    content = [
+        {
+            **entry(token, 0),
+            "top_logprobs": [entry(token + "~" * rank, rank) for rank in range(top)],
+        }
+        for token in tokens
+    ]
+    return {"content": content, "refusal": None}
 
 
 def _usage(usage: Usage) -> dict[str, Any]:
@@ -122,6 +147,7 @@ class OpenAIFormat:
             input_tokens=count_words(_all_text(messages)),
             max_tokens=int(max_tokens) if max_tokens else None,
             include_usage=bool(options.get("include_usage")),
+            logprobs=int(body.get("top_logprobs") or 0) if body.get("logprobs") else None,
         )
 
     def response(self, req: GenRequest, text: str, finish: Finish, usage: Usage) -> bytes:
@@ -142,7 +168,11 @@ class OpenAIFormat:
                             "refusal": None,
                             "annotations": [],
                         },
-                        "logprobs": None,
+                        "logprobs": (
+                            None
+                            if req.logprobs is None
+                            else logprobs_of(text.split(" "), req.logprobs)
+                        ),
                         "finish_reason": finish,
                     }
                 ],

@@ -24,7 +24,8 @@ from omnichat.chats.service import HISTORY_PAGE_ROWS, ChatService, ConversationR
 from omnichat.db.base import utcnow
 from omnichat.db.engine import Database
 from omnichat.db.unit_of_work import unit_of_work
-from omnichat.errors import NotFound
+from omnichat.errors import NotFound, UnsupportedField
+from omnichat.generation.choices import all_or_none
 from omnichat.generation.hub import LiveReply, ReplyFinal, RequestReply, StreamHub
 from omnichat.generation.limits import GenerationLimiter
 from omnichat.generation.store import FinishedReplyWriter
@@ -37,6 +38,7 @@ from omnichat.llm.types import (
     ChatTurn,
     Completion,
     GenerationRequest,
+    ImagePart,
     Sampling,
     StreamEnd,
     TextDelta,
@@ -60,6 +62,8 @@ class GenerationOptions:
     # A process refreshes its running replies' rows this often; a ``streaming`` row not
     # refreshed for ORPHAN_HEARTBEATS intervals belongs to a process that died.
     heartbeat_s: float = 30.0
+    # /v1's ``n`` at most (OMNICHAT_MAX_CHOICES).
+    max_choices: int = 8
 
 
 @dataclass(frozen=True)
@@ -88,9 +92,28 @@ class Prompt:
 
 @dataclass(frozen=True)
 class Generated:
-    completion: Completion
+    """``completions``: one per choice asked for, in order; ``model``: the first's."""
+
+    completions: tuple[Completion, ...]
     model: ModelRef
     sources: list[dict[str, Any]] | None
+
+    @property
+    def completion(self) -> Completion:
+        return self.completions[0]
+
+
+def choice_prompts(prompt: Prompt, choices: int) -> list[Prompt]:
+    """The prompt of each of ``choices`` choices (OpenAI's ``n``), each its own provider call.
+    With a ``seed``, choice ``i`` gets ``seed + i``: reproducible, and the choices differ as
+    OpenAI's own do (one call with the seed would give ``n`` equal ones)."""
+    seed = prompt.sampling.seed
+    if choices == 1 or seed is None:
+        return [prompt] * choices
+    return [
+        replace(prompt, sampling=replace(prompt.sampling, seed=seed + index))
+        for index in range(choices)
+    ]
 
 
 class GenerationService:
@@ -119,6 +142,11 @@ class GenerationService:
         """Whether ``/v1`` requests get the operator's system prompt (OMNICHAT_V1_SYSTEM_PROMPT)."""
         return self._options.v1_system_prompt
 
+    @property
+    def max_choices(self) -> int:
+        """The most choices (``n``) one ``/v1`` request may ask for (OMNICHAT_MAX_CHOICES)."""
+        return self._options.max_choices
+
     # -- context ------------------------------------------------------------------------------
 
     async def ground(self, user_id: str, prompt: Prompt, ref: ModelRef) -> Prompt:
@@ -141,9 +169,13 @@ class GenerationService:
             grounding = grounding.top(len(grounding.sources) - 1)
 
     def build_request(self, ref: ModelRef, prompt: Prompt) -> GenerationRequest:
+        """``ref``'s request for ``prompt``. ``UnsupportedField`` naming the part when the
+        conversation holds an image and ``ref`` reads none."""
         system = self._system_text(prompt)
         question = prompt.grounding.model_text if prompt.grounding else prompt.text
         if prompt.conversation is not None:
+            if not self.registry.reads_images(ref):
+                _refuse_images(prompt.conversation, ref)
             turns = _with_question(prompt.conversation, question)
         else:
             turns = fit_to_budget(
@@ -209,20 +241,25 @@ class GenerationService:
     # -- one-shot, nothing stored ---------------------------------------------------------------
 
     async def generate(
-        self, user_id: str, ref: ModelRef, prompt: Prompt, *, rag: bool = False
+        self, user_id: str, ref: ModelRef, prompt: Prompt, *, rag: bool = False, choices: int = 1
     ) -> Generated:
-        """Under the user's rate and concurrency limits (429 when exceeded). 404 when the
-        account is deleted meanwhile."""
+        """Under the user's rate and concurrency limits (429 when exceeded; ``choices`` calls,
+        run concurrently, hold one slot). 404 when the account is deleted meanwhile; the first
+        failing choice's error, the others cancelled."""
         in_request = await self.begin_request_reply(user_id)
         try:
             if rag:
                 prompt = await self.ground(user_id, prompt, ref)
-            completion, used = await resilient_generate(
-                self._candidates(ref),
-                lambda r: self.build_request(r, prompt),
-                self._options.policy,
+            results = await all_or_none(
+                resilient_generate(
+                    self._candidates(ref),
+                    partial(self.build_request, prompt=choice),
+                    self._options.policy,
+                )
+                for choice in choice_prompts(prompt, choices)
             )
-            return Generated(completion, used, prompt.sources)
+            completions = tuple(completion for completion, _ in results)
+            return Generated(completions, results[0][1], prompt.sources)
         except asyncio.CancelledError:
             if not in_request.take_back_cancel():
                 raise
@@ -466,6 +503,17 @@ class GenerationService:
 
     def _candidates(self, ref: ModelRef) -> list[Candidate]:
         return [(r, self.registry.chat_model(r)) for r in self.registry.candidates(ref)]
+
+
+def _refuse_images(conversation: tuple[ChatTurn, ...], ref: ModelRef) -> None:
+    for index, turn in enumerate(conversation):
+        for number, part in enumerate(turn.parts):
+            if isinstance(part, ImagePart):
+                raise UnsupportedField(
+                    f"messages[{index}].content[{number}]",
+                    ref.id,
+                    "this model reads text only (OMNICHAT_TEXT_ONLY_MODELS)",
+                )
 
 
 def _with_question(conversation: tuple[ChatTurn, ...], question: str) -> tuple[ChatTurn, ...]:

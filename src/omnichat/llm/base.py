@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from omnichat.errors import BadRequest
+from omnichat.errors import BadRequest, UnsupportedField
 from omnichat.llm.errors import (
     ProviderConnectionError,
     ProviderError,
@@ -15,7 +15,7 @@ from omnichat.llm.errors import (
     error_for_status,
     parse_retry_after,
 )
-from omnichat.llm.types import Completion, GenerationRequest, StreamEvent, ToolCall
+from omnichat.llm.types import Completion, GenerationRequest, Sampling, StreamEvent, ToolCall
 
 
 class ChatModel(Protocol):
@@ -130,10 +130,11 @@ def stream_cut(provider: str) -> ProviderConnectionError:
     )
 
 
-def tool_call_arguments(call: ToolCall, provider: str, where: str) -> dict[str, Any]:
+def tool_call_arguments(call: ToolCall, provider: str | None, where: str) -> dict[str, Any]:
     """A call's ``arguments`` (JSON text, as OpenAI carries them) as the object Anthropic's
     ``input`` and Gemini's ``args`` are; empty text is no arguments. Anything but a JSON object
-    is a ``BadRequest`` naming ``where`` (``messages[1].tool_calls[0].function.arguments``)."""
+    is a ``BadRequest`` naming ``where`` (``messages[1].tool_calls[0].function.arguments``) and,
+    when given, the ``provider`` that needs the object."""
     if not call.arguments.strip():
         return {}
     try:
@@ -142,10 +143,18 @@ def tool_call_arguments(call: ToolCall, provider: str, where: str) -> dict[str, 
         arguments = None
     if not isinstance(arguments, dict):
         raise BadRequest(
-            f"The arguments of tool call '{call.id}' must be a JSON object for {provider}",
+            f"The arguments of tool call '{call.id}' must be a JSON object"
+            + (f" for {provider}" if provider else ""),
             param=where,
         )
     return arguments
+
+
+def refuse_openai_only(sampling: Sampling, provider: str) -> None:
+    """Fields only OpenAI's API has (``Sampling.openai_only``): a 400 naming the first one set,
+    for providers with no form of them."""
+    for name in sampling.openai_only:
+        raise UnsupportedField(name, provider)
 
 
 def require_dialogue(request: GenerationRequest, provider: str) -> None:

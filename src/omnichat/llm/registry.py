@@ -8,6 +8,7 @@ means that one. A provider with no key is not offered. With none configured, the
 
 from __future__ import annotations
 
+import fnmatch
 import importlib
 import tomllib
 from collections.abc import Callable
@@ -63,6 +64,7 @@ class ProviderEntry:
     config: ProviderConfig
     models: list[str]
     context_tokens: int
+    text_only: list[str] = field(default_factory=list)
 
     @property
     def default(self) -> ModelRef:
@@ -74,6 +76,8 @@ class ModelRegistry:
     providers: dict[str, ProviderEntry]
     default: ModelRef
     fallbacks: list[ModelRef] = field(default_factory=list)
+    # ``provider:model`` patterns (fnmatch) of models that read no images.
+    text_only: list[str] = field(default_factory=list)
     _adapters: dict[str, ChatModel] = field(default_factory=dict)
     _factories: dict[str, Callable[[ProviderConfig], ChatModel]] = field(default_factory=dict)
 
@@ -136,6 +140,11 @@ class ModelRegistry:
 
     def context_tokens(self, ref: ModelRef) -> int:
         return self.providers[ref.provider].context_tokens
+
+    def reads_images(self, ref: ModelRef) -> bool:
+        """False for a model OMNICHAT_TEXT_ONLY_MODELS (or its provider's ``text_only_models``
+        in the providers file) names; OmniChat has no other catalogue of model abilities."""
+        return not any(fnmatch.fnmatchcase(ref.id, pattern) for pattern in self.text_only)
 
     def candidates(self, ref: ModelRef) -> list[ModelRef]:
         """The model asked for, then the configured fallbacks (each once)."""
@@ -203,7 +212,8 @@ def _builtin_entries(settings: Settings) -> dict[str, ProviderEntry]:
 
 def _file_entries(settings: Settings, path: Path) -> dict[str, ProviderEntry]:
     """``[providers.<name>]`` tables: ``kind`` (default "openai"), ``base_url``, ``api_key``,
-    ``models`` (first is the default), ``context_tokens``."""
+    ``models`` (first is the default), ``context_tokens``, ``text_only_models`` (patterns of
+    its models that read no images)."""
     with path.open("rb") as handle:
         document = tomllib.load(handle)
     entries: dict[str, ProviderEntry] = {}
@@ -218,7 +228,10 @@ def _file_entries(settings: Settings, path: Path) -> dict[str, ProviderEntry]:
             settings, name, kind, str(table.get("api_key") or "not-needed"), table.get("base_url")
         )
         entries[name.lower()] = ProviderEntry(
-            config, models, int(table.get("context_tokens", CONTEXT_TOKENS[kind]))
+            config,
+            models,
+            int(table.get("context_tokens", CONTEXT_TOKENS[kind])),
+            [f"{name.lower()}:{pattern}" for pattern in table.get("text_only_models", [])],
         )
     return entries
 
@@ -236,7 +249,14 @@ def build_registry(
             settings.context_tokens or CONTEXT_TOKENS[LOCAL_PROVIDER],
         )
     first = next(iter(providers.values())).default
-    registry = ModelRegistry(providers=providers, default=first, _factories=dict(factories or {}))
+    text_only = [*settings.text_only_models]
+    text_only += [pattern for entry in providers.values() for pattern in entry.text_only]
+    registry = ModelRegistry(
+        providers=providers,
+        default=first,
+        text_only=text_only,
+        _factories=dict(factories or {}),
+    )
     if settings.default_model:
         registry.default = registry.resolve(settings.default_model)
     registry.fallbacks = [registry.resolve(spec) for spec in settings.fallback_models]

@@ -44,18 +44,21 @@ Candidate = tuple[ModelRef, ChatModel]
 RequestFor = Callable[[ModelRef], GenerationRequest]
 
 
-def _carried(index: int, ref: ModelRef, chat_model: ChatModel, request: GenerationRequest) -> bool:
-    """Whether ``chat_model`` can carry every field of ``request``. The first candidate's
-    ``UnsupportedField`` is the client's answer (400); a fallback that cannot carry a field is
-    skipped rather than sent the request without it."""
+def _prepared(
+    index: int, ref: ModelRef, chat_model: ChatModel, request_for: RequestFor
+) -> GenerationRequest | None:
+    """``ref``'s request, when it and ``chat_model`` can carry every field of it. The first
+    candidate's ``UnsupportedField`` is the client's answer (400); a fallback that cannot carry
+    a field (or read an image) is skipped (None) rather than sent the request without it."""
     try:
+        request = request_for(ref)
         chat_model.check(request)
     except UnsupportedField as refusal:
         if index == 0:
             raise
         logger.info("fallback skipped", extra={"model": ref.id, "field": refusal.param})
-        return False
-    return True
+        return None
+    return request
 
 
 class ResilientStream:
@@ -70,8 +73,8 @@ class ResilientStream:
     async def __aiter__(self) -> AsyncIterator[StreamEvent]:
         last_error: ProviderError | None = None
         for index, (ref, chat_model) in enumerate(self._candidates):
-            request = self._request_for(ref)
-            if not _carried(index, ref, chat_model, request):
+            request = _prepared(index, ref, chat_model, self._request_for)
+            if request is None:
                 continue
             self.model = ref
             for attempt in range(self._policy.max_attempts):
@@ -118,8 +121,8 @@ async def resilient_generate(
     """Non-streaming: the same policy, any failure is before the client has anything."""
     last_error: ProviderError | None = None
     for index, (ref, chat_model) in enumerate(candidates):
-        request = request_for(ref)
-        if not _carried(index, ref, chat_model, request):
+        request = _prepared(index, ref, chat_model, request_for)
+        if request is None:
             continue
         for attempt in range(policy.max_attempts):
             try:

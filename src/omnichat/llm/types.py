@@ -86,7 +86,8 @@ class Sampling:
     ``safety_identifier`` the client set, ``(field, value)`` each: its end user's id for the
     provider's abuse monitoring.
     ``openai_only``: fields only OpenAI's API has (``logit_bias``, ``metadata``, ``store``,
-    ``service_tier``, ``prompt_cache_key``, ``verbosity``), forwarded as given to OpenAI-format
+    ``service_tier``, ``prompt_cache_key``, ``verbosity``, ``logprobs``, ``top_logprobs``),
+    forwarded as given to OpenAI-format
     servers and refused by the others."""
 
     temperature: float | None = None
@@ -155,7 +156,12 @@ class Usage:
 
 @dataclass(frozen=True, slots=True)
 class TextDelta:
+    """A piece of the reply's text; ``logprobs``: OpenAI's ``choices[].logprobs`` object of
+    the chunk that carried it (``{"content": [{"token", "logprob", "bytes",
+    "top_logprobs"}], ...}``), when the client asked for ``logprobs``."""
+
     text: str
+    logprobs: Mapping[str, Any] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -203,3 +209,5 @@ class Completion:
     usage: Usage = field(default_factory=Usage)
     refusal: str | None = None
     tool_calls: tuple[ToolCall, ...] = ()
+    # OpenAI's ``choices[].logprobs`` object, when the client asked for ``logprobs``.
+    logprobs: Mapping[str, Any] | None = None

@@ -5,10 +5,11 @@ API is: nothing is stored."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -17,13 +18,13 @@ from fastapi.responses import JSONResponse, StreamingResponse
 
 from omnichat.deps import CurrentUser, GenerationDep
 from omnichat.errors import NotFound, error_responses
+from omnichat.generation.choices import all_or_none, indexed, merged
 from omnichat.generation.hub import RequestReply
-from omnichat.generation.service import GenerationService
+from omnichat.generation.service import GenerationService, choice_prompts
 from omnichat.generation.sse import DONE, EventStreamResponse
 from omnichat.llm.errors import ProviderError
 from omnichat.llm.registry import UnknownModel
 from omnichat.llm.types import (
-    StreamEnd,
     StreamEvent,
     TextDelta,
     ToolCall,
@@ -68,8 +69,11 @@ def _tool_call_chunk(delta: ToolCallDelta) -> dict[str, Any]:
     return entry
 
 
-def _usage(usage: Usage) -> dict[str, int]:
-    prompt, completion = usage.input_tokens or 0, usage.output_tokens or 0
+def _usage(*usages: Usage) -> dict[str, int]:
+    """OpenAI's ``usage`` for one or more choices: each choice is its own provider call, so its
+    prompt tokens count too."""
+    prompt = sum(usage.input_tokens or 0 for usage in usages)
+    completion = sum(usage.output_tokens or 0 for usage in usages)
     return {
         "prompt_tokens": prompt,
         "completion_tokens": completion,
@@ -95,12 +99,12 @@ async def chat_completions(
     except UnknownModel as unknown:
         # OpenAI's answer, which its SDKs raise as NotFoundError.
         raise NotFound(unknown.detail, param="model", code="model_not_found") from None
-    prompt = prompt_of(body, generation.v1_system_prompt)
+    prompt = prompt_of(body, generation.v1_system_prompt, generation.max_choices)
+    choices = body.n or 1
     completion_id = f"chatcmpl-{uuid.uuid4().hex}"
     created = int(time.time())
     if not body.stream:
-        generated = await generation.generate(user.id, ref, prompt, rag=body.rag)
-        completion = generated.completion
+        generated = await generation.generate(user.id, ref, prompt, rag=body.rag, choices=choices)
         extra = {"sources": generated.sources} if generated.sources is not None else {}
         return JSONResponse(
             {
@@ -110,13 +114,14 @@ async def chat_completions(
                 "model": generated.model.id,
                 "choices": [
                     {
-                        "index": 0,
+                        "index": index,
                         "message": _message(completion.text, completion.tool_calls),
                         "finish_reason": completion.finish_reason,
-                        "logprobs": None,
+                        "logprobs": completion.logprobs,
                     }
+                    for index, completion in enumerate(generated.completions)
                 ],
-                "usage": _usage(completion.usage),
+                "usage": _usage(*(completion.usage for completion in generated.completions)),
                 **extra,
             }
         )
@@ -125,11 +130,11 @@ async def chat_completions(
     try:
         if body.rag:
             prompt = await generation.ground(user.id, prompt, ref)
-        stream = generation.stream(ref, prompt)
-        events = stream.__aiter__()
-        # The first event before any byte is sent: provider failures (after retries and
-        # fallbacks) become a proper HTTP status instead of a broken stream.
-        first = await anext(events)
+        streams = [generation.stream(ref, choice) for choice in choice_prompts(prompt, choices)]
+        events = [stream.__aiter__() for stream in streams]
+        # The first event of each choice before any byte is sent: provider failures (after
+        # retries and fallbacks) become a proper HTTP status instead of a broken stream.
+        firsts = await all_or_none(anext(choice_events) for choice_events in events)
     except asyncio.CancelledError:
         await generation.end_request_reply(in_request)
         if not in_request.take_back_cancel():
@@ -142,9 +147,10 @@ async def chat_completions(
     chunks = _chunk_stream(
         generation,
         in_request,
-        first,
-        events,
-        _ChunkMeta(completion_id, created, stream.model.id, include_usage, prompt.sources),
+        indexed(firsts[0], events[0]) if choices == 1 else merged(firsts, events),
+        _ChunkMeta(
+            completion_id, created, streams[0].model.id, include_usage, prompt.sources, choices
+        ),
     )
     return EventStreamResponse(chunks)
 
@@ -156,6 +162,7 @@ class _ChunkMeta:
     model: str
     include_usage: bool
     sources: list[dict[str, Any]] | None
+    choices: int
 
 
 def _sse(payload: dict[str, Any]) -> bytes:
@@ -165,10 +172,12 @@ def _sse(payload: dict[str, Any]) -> bytes:
 async def _chunk_stream(
     generation: GenerationService,
     in_request: RequestReply,
-    first: StreamEvent,
-    events: AsyncIterator[StreamEvent],
+    events: AsyncGenerator[tuple[int, StreamEvent]],
     meta: _ChunkMeta,
 ) -> AsyncIterator[bytes]:
+    """OpenAI's ``chat.completion.chunk`` events for ``events`` (``(choice index, event)``):
+    each choice opens with its role and ends with its ``finish_reason``; usage (summed over the
+    choices) last when asked for, then ``[DONE]``."""
     base = {
         "id": meta.completion_id,
         "object": "chat.completion.chunk",
@@ -179,30 +188,39 @@ async def _chunk_stream(
     def chunk(choices: list[dict[str, Any]], **extra: Any) -> bytes:
         return _sse({**base, "choices": choices, **extra})
 
+    def choice(index: int, delta: dict[str, Any], **extra: Any) -> dict[str, Any]:
+        return {"index": index, "delta": delta, "finish_reason": None, **extra}
+
     # Hot path: every content chunk is this template around the JSON-encoded token.
-    template = chunk([{"index": 0, "delta": {"content": "\x00"}, "finish_reason": None}])
-    content_prefix, content_suffix = template.split(b'"\\u0000"')
+    templates = [
+        chunk([choice(index, {"content": "\x00"})]).split(b'"\\u0000"')
+        for index in range(meta.choices)
+    ]
     try:
-        yield chunk(
-            [{"index": 0, "delta": {"role": "assistant", "content": ""}, "finish_reason": None}]
-        )
-        end = StreamEnd()
-        event: StreamEvent | None = first
-        while event is not None:
-            if isinstance(event, TextDelta):
-                token = json.dumps(event.text, ensure_ascii=False).encode()
-                yield content_prefix + token + content_suffix
-            elif isinstance(event, ToolCallDelta):
-                delta = {"tool_calls": [_tool_call_chunk(event)]}
-                yield chunk([{"index": 0, "delta": delta, "finish_reason": None}])
-            else:
-                end = event
-            event = await anext(events, None)
-        # OmniChat's extension: the sources of a grounded answer ride on the closing chunk.
-        extra = {"sources": meta.sources} if meta.sources is not None else {}
-        yield chunk([{"index": 0, "delta": {}, "finish_reason": end.finish_reason}], **extra)
+        for index in range(meta.choices):
+            yield chunk([choice(index, {"role": "assistant", "content": ""})])
+        usages: list[Usage] = []
+        async with contextlib.aclosing(events):
+            async for index, event in events:
+                if isinstance(event, TextDelta):
+                    if event.logprobs is not None:
+                        delta: dict[str, Any] = {"content": event.text}
+                        yield chunk([choice(index, delta, logprobs=event.logprobs)])
+                        continue
+                    prefix, suffix = templates[index]
+                    yield prefix + json.dumps(event.text, ensure_ascii=False).encode() + suffix
+                elif isinstance(event, ToolCallDelta):
+                    delta = {"tool_calls": [_tool_call_chunk(event)]}
+                    yield chunk([choice(index, delta)])
+                else:
+                    usages.append(event.usage)
+                    # OmniChat's extension: a grounded answer's sources ride on its closing
+                    # chunk.
+                    extra = {"sources": meta.sources} if meta.sources is not None else {}
+                    closing = {"index": index, "delta": {}, "finish_reason": event.finish_reason}
+                    yield chunk([closing], **extra)
         if meta.include_usage:
-            yield chunk([], usage=_usage(end.usage))
+            yield chunk([], usage=_usage(*usages))
         yield DONE
     except ProviderError as error:
         # After the first token the status is sent: OpenAI's in-stream error event instead.

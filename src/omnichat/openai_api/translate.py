@@ -4,10 +4,11 @@ naming the field (OpenAI's ``param``) for what no provider is sent yet."""
 
 from __future__ import annotations
 
-import json
+from typing import Any
 
 from omnichat.errors import BadRequest
 from omnichat.generation.service import Prompt
+from omnichat.llm.base import tool_call_arguments
 from omnichat.llm.types import ChatTurn, ImagePart, Sampling, ToolCall, Tools, ToolSpec
 from omnichat.openai_api.images import image_part
 from omnichat.openai_api.schemas import (
@@ -18,29 +19,32 @@ from omnichat.openai_api.schemas import (
 )
 
 # Fields OpenAI has that no provider is sent yet: refused by name, never dropped. A value that
-# asks for nothing (``n: 1``, ``logprobs: false``, no tools) is accepted.
+# asks for nothing (``functions: []``, no audio) is accepted.
 NOT_CARRIED = "is not carried to providers by this server yet"
 
 
-def _refuse_uncarried(body: ChatCompletionRequest) -> None:
-    refusals = {
-        "n": (body.n or 1) > 1,
-        "logprobs": bool(body.logprobs),
-        "top_logprobs": body.top_logprobs is not None,
-        "functions": bool(body.functions),
-        "function_call": body.function_call not in (None, "none"),
-        "audio": body.audio is not None,
-        "modalities": body.modalities not in (None, ["text"]),
-        "prediction": body.prediction is not None,
-        "web_search_options": body.web_search_options is not None,
+def _refuse_uncarried(body: ChatCompletionRequest, max_choices: int) -> None:
+    refusals: dict[str, tuple[bool, str]] = {
+        "n": ((body.n or 1) > max_choices, f"at most {max_choices} choices are served"),
+        "top_logprobs": (
+            body.top_logprobs is not None and not body.logprobs,
+            "needs 'logprobs: true'",
+        ),
+        "functions": (
+            bool(body.functions),
+            "is OpenAI's deprecated form of 'tools'; send 'tools'",
+        ),
+        "function_call": (
+            body.function_call not in (None, "none"),
+            "is OpenAI's deprecated form of 'tool_choice'; send 'tools'",
+        ),
+        "audio": (body.audio is not None, NOT_CARRIED),
+        "modalities": (body.modalities not in (None, ["text"]), NOT_CARRIED),
+        "prediction": (body.prediction is not None, NOT_CARRIED),
+        "web_search_options": (body.web_search_options is not None, NOT_CARRIED),
     }
-    for param, refused in refusals.items():
+    for param, (refused, why) in refusals.items():
         if refused:
-            why = {
-                "n": "one choice per request is served",
-                "functions": "is OpenAI's deprecated form of 'tools'; send 'tools'",
-                "function_call": "is OpenAI's deprecated form of 'tool_choice'; send 'tools'",
-            }.get(param, NOT_CARRIED)
             raise BadRequest(f"'{param}' {why}", param=param, code="unsupported_parameter")
     if body.stream_options is not None and not body.stream:
         raise BadRequest(
@@ -92,7 +96,7 @@ def _turns(body: ChatCompletionRequest) -> tuple[ChatTurn, ...]:
             for call in message.tool_calls or ()
         )
         for number, call in enumerate(calls):
-            _check_arguments(call, f"{where}.tool_calls[{number}].function.arguments")
+            tool_call_arguments(call, None, f"{where}.tool_calls[{number}].function.arguments")
         if len({call.id for call in calls}) != len(calls):
             raise BadRequest("Each tool call needs an id of its own", param=f"{where}.tool_calls")
         if calls and role != "assistant":
@@ -102,20 +106,6 @@ def _turns(body: ChatCompletionRequest) -> tuple[ChatTurn, ...]:
             raise BadRequest("Only user messages hold images", param=f"{where}.content")
         turns.append(ChatTurn(role, text, tool_calls=calls, parts=parts))
     return tuple(turns)
-
-
-def _check_arguments(call: ToolCall, where: str) -> None:
-    """A call's arguments are a JSON object (or empty: none), as every provider needs them."""
-    if not call.arguments.strip():
-        return
-    try:
-        arguments = json.loads(call.arguments)
-    except ValueError:
-        arguments = None
-    if not isinstance(arguments, dict):
-        raise BadRequest(
-            f"The arguments of tool call '{call.id}' must be a JSON object", param=where
-        )
 
 
 def _content(
@@ -187,7 +177,9 @@ def _sampling(body: ChatCompletionRequest) -> Sampling:
         for name, value in (("user", body.user), ("safety_identifier", body.safety_identifier))
         if value
     )
-    openai_only = {
+    # ``logprobs: false`` asks for nothing: no provider is refused for it.
+    openai_only: dict[str, Any] = {"logprobs": True} if body.logprobs else {}
+    openai_only |= {
         name: getattr(body, name)
         for name in (
             "logit_bias",
@@ -197,6 +189,7 @@ def _sampling(body: ChatCompletionRequest) -> Sampling:
             "prompt_cache_key",
             "prompt_cache_retention",
             "verbosity",
+            "top_logprobs",
         )
         if getattr(body, name) is not None
     }
@@ -215,10 +208,11 @@ def _sampling(body: ChatCompletionRequest) -> Sampling:
     )
 
 
-def prompt_of(body: ChatCompletionRequest, operator_prompt: bool) -> Prompt:
+def prompt_of(body: ChatCompletionRequest, operator_prompt: bool, max_choices: int) -> Prompt:
     """The request as OmniChat's ``Prompt``: the messages exactly as sent (``conversation``),
-    the operator's system prompt only when OMNICHAT_V1_SYSTEM_PROMPT is on."""
-    _refuse_uncarried(body)
+    the operator's system prompt only when OMNICHAT_V1_SYSTEM_PROMPT is on. ``n`` above
+    ``max_choices`` (OMNICHAT_MAX_CHOICES) is a 400."""
+    _refuse_uncarried(body, max_choices)
     turns = _turns(body)
     question = next((turn.content for turn in reversed(turns) if turn.role == "user"), None)
     if body.rag and question is None:

@@ -32,6 +32,7 @@ from anthropic import AsyncAnthropic
 from omnichat.errors import UnsupportedField
 from omnichat.llm.base import (
     ProviderConfig,
+    refuse_openai_only,
     require_dialogue,
     stream_cut,
     tool_call_arguments,
@@ -89,8 +90,7 @@ def _refuse_unsupported(sampling: Sampling) -> None:
     ):
         if value is not None:
             raise UnsupportedField(name, PROVIDER_NAME, "" if name == "seed" else _NO_SAMPLING)
-    for name in sampling.openai_only:
-        raise UnsupportedField(name, PROVIDER_NAME)
+    refuse_openai_only(sampling, PROVIDER_NAME)
     if sampling.wants_json_object():
         raise UnsupportedField(
             "response_format",

@@ -25,7 +25,7 @@ from typing import Any
 import cohere
 
 from omnichat.errors import UnsupportedField
-from omnichat.llm.base import ProviderConfig, stream_cut, translate_error
+from omnichat.llm.base import ProviderConfig, refuse_openai_only, stream_cut, translate_error
 from omnichat.llm.errors import ProviderError, ProviderTimeout, ProviderUnavailable
 from omnichat.llm.finish import FinishMap, native_value
 from omnichat.llm.types import (
@@ -241,8 +241,7 @@ class CohereChatModel:
         """``chat``'s arguments (Cohere v2). Instruction turns stay in place as ``system``
         messages. Raises ``UnsupportedField`` for what Cohere has no form of."""
         sampling = request.sampling
-        for name in sampling.openai_only:
-            raise UnsupportedField(name, PROVIDER_NAME)
+        refuse_openai_only(sampling, PROVIDER_NAME)
         messages: list[Any] = []
         if request.system:
             messages.append({"role": "system", "content": request.system})

@@ -48,6 +48,7 @@ from google.genai import types
 from omnichat.errors import BadRequest, UnsupportedField
 from omnichat.llm.base import (
     ProviderConfig,
+    refuse_openai_only,
     require_dialogue,
     stream_cut,
     tool_call_arguments,
@@ -294,8 +295,7 @@ class GeminiChatModel:
         tool call arguments that are no JSON object."""
         sampling = request.sampling
         require_dialogue(request, PROVIDER_NAME)
-        for name in sampling.openai_only:
-            raise UnsupportedField(name, PROVIDER_NAME)
+        refuse_openai_only(sampling, PROVIDER_NAME)
         schema = sampling.json_schema()
         config = types.GenerateContentConfig(
             system_instruction=request.instructions(),

@@ -15,6 +15,7 @@ import asyncio
 import contextlib
 import json
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from typing import Any
 
 import httpx2
@@ -175,7 +176,10 @@ class OpenAIChatModel:
             if call.type == "function"
         )
         ending = _FINISH(choice.finish_reason if choice else None)
-        return ending.completion(text, _usage(response.usage), calls)
+        completion = ending.completion(text, _usage(response.usage), calls)
+        if choice is not None and choice.logprobs is not None:
+            completion = replace(completion, logprobs=choice.logprobs.model_dump(mode="json"))
+        return completion
 
     async def stream(self, request: GenerationRequest) -> AsyncIterator[StreamEvent]:
         """The SDK makes the request (auth, base URL, timeouts, status errors) and hands back the
@@ -209,8 +213,9 @@ class OpenAIChatModel:
                             for choice in chunk.get("choices") or ():
                                 delta = choice.get("delta") or {}
                                 content = delta.get("content")
-                                if content:
-                                    yield TextDelta(content)
+                                logprobs = choice.get("logprobs")
+                                if content or logprobs:
+                                    yield TextDelta(content or "", logprobs)
                                 for call in delta.get("tool_calls") or ():
                                     yield _tool_call_delta(call)
                                 if choice.get("finish_reason"):
