@@ -19,6 +19,9 @@ from omnichat.app import container_of
 from omnichat.rag.chunking import DEFAULT_TOKENIZER_PATH
 from omnichat.rag.embedders.base import Embedder
 from tests.conftest import TestUser, ThreadedServer, UserFactory
+from tests.test_openai_api import api_key, sdk, user
+
+__all__ = ["api_key", "user"]  # fixtures, imported to be used here
 
 TEXTS = [
     "The lighthouse keeper cooked harbour soup.",
@@ -27,22 +30,6 @@ TEXTS = [
     "Photosynthesis turns light into chemical energy.",
     "The train to Lyon leaves at nine.",
 ]
-
-
-@pytest.fixture
-async def user(make_llm_user: UserFactory) -> TestUser:
-    return await make_llm_user("emb")
-
-
-@pytest.fixture
-async def api_key(llm_client: httpx.AsyncClient, user: TestUser) -> str:
-    r = await llm_client.post("/api-keys", json={"name": "embeddings"}, headers=user.headers)
-    assert r.status_code == 201, r.text
-    return str(r.json()["key"])
-
-
-def sdk(server: ThreadedServer, key: str) -> openai.AsyncOpenAI:
-    return openai.AsyncOpenAI(base_url=f"{server.base_url}/v1", api_key=key, max_retries=0)
 
 
 def embedder_of(server: ThreadedServer) -> Embedder:

@@ -50,57 +50,41 @@ def _sent(fake: FakeProviderServer, provider: str) -> dict[str, Any]:
     return body
 
 
+# Every field OpenAI has, as a client sets it: an OpenAI-format server gets each as sent.
+OPENAI_FIELDS: dict[str, Any] = {
+    "temperature": 0.3,
+    "top_p": 0.9,
+    "stop": ["END"],
+    "seed": 7,
+    "presence_penalty": 0.5,
+    "frequency_penalty": -0.5,
+    "response_format": JSON_SCHEMA_FORMAT,
+    "reasoning_effort": "low",
+    "safety_identifier": "user-42",
+    "user": "u-7",
+    "logit_bias": {"1234": -100},
+    "metadata": {"team": "docs"},
+    "store": False,
+    "service_tier": "auto",
+    "prompt_cache_key": "bob",
+    "verbosity": "low",
+    "logprobs": True,
+    "top_logprobs": 3,
+}
+
+
 async def test_openai_gets_the_messages_and_every_field_as_sent(
     llm_server: ThreadedServer, api_key: str, fake_provider: FakeProviderServer
 ) -> None:
     fake_provider.script(Reply("Bob"))
-    await _ask(
-        llm_server,
-        api_key,
-        "openai",
-        max_completion_tokens=64,
-        temperature=0.3,
-        top_p=0.9,
-        stop=["END"],
-        seed=7,
-        presence_penalty=0.5,
-        frequency_penalty=-0.5,
-        response_format=JSON_SCHEMA_FORMAT,
-        reasoning_effort="low",
-        safety_identifier="user-42",
-        user="u-7",
-        logit_bias={"1234": -100},
-        metadata={"team": "docs"},
-        store=False,
-        service_tier="auto",
-        prompt_cache_key="bob",
-        verbosity="low",
-    )
+    await _ask(llm_server, api_key, "openai", max_completion_tokens=64, **OPENAI_FIELDS)
     sent = _sent(fake_provider, "openai")
     # As sent: the opening assistant turn, the system turn in its place, both user turns, and
     # no operator system prompt in front (OMNICHAT_V1_SYSTEM_PROMPT is off by default).
     assert sent["messages"] == CONVERSATION
     assert sent["max_completion_tokens"] == 64
     assert "max_tokens" not in sent
-    expected = {
-        "temperature": 0.3,
-        "top_p": 0.9,
-        "stop": ["END"],
-        "seed": 7,
-        "presence_penalty": 0.5,
-        "frequency_penalty": -0.5,
-        "response_format": JSON_SCHEMA_FORMAT,
-        "reasoning_effort": "low",
-        "safety_identifier": "user-42",
-        "user": "u-7",
-        "logit_bias": {"1234": -100},
-        "metadata": {"team": "docs"},
-        "store": False,
-        "service_tier": "auto",
-        "prompt_cache_key": "bob",
-        "verbosity": "low",
-    }
-    assert {name: sent.get(name) for name in expected} == expected
+    assert {name: sent.get(name) for name in OPENAI_FIELDS} == OPENAI_FIELDS
 
 
 async def test_anthropic_gets_its_native_forms(
