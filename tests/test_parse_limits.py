@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import random
 import signal
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -225,3 +226,29 @@ async def test_slow_refusals_of_any_kind_count_toward_the_limit(
     r = await _upload(client, user, "fine.txt", b"A fine note.")
     assert r.status_code == 429, r.text
     assert int(r.headers["Retry-After"]) > 0
+
+
+async def test_splitting_text_runs_in_a_worker_with_a_time_limit(
+    app: FastAPI, database_url: str, tmp_path: Path
+) -> None:
+    """Chunking (semchunk, pure Python: in the server it held the GIL and its peak memory for
+    a minute on a large spreadsheet) runs in a capped worker: past its time the document is
+    refused as too complex, nothing is stored, and the next upload is chunked as before."""
+    settings = make_settings(database_url, tmp_path, chunk_timeout_s=1.0)
+    async for _, client in started(settings):
+        user = await register_user(client, "chunk-time")
+        sentence = "The harbour authority recorded tides, cargo and weather once more. "
+        words = random.Random(7).choices(sentence.split(), k=600_000)
+        # ~4 MB, every paragraph different (the chunker caches the token counts of repeats).
+        long_text = "\n\n".join(
+            " ".join(words[start : start + 60]) for start in range(0, len(words), 60)
+        ).encode()
+        r = await _upload(client, user, "long.txt", long_text)
+        assert r.status_code == 422, r.text
+        assert r.json()["detail"] == (
+            "The document is too complex to index: it took longer than 1 s to read"
+        )
+        assert (await client.get("/documents", headers=user.headers)).json() == []
+        r = await _upload(client, user, "short.txt", (sentence * 40).encode())
+        assert r.status_code == 200, r.text
+        assert r.json()["chunks"] >= 2

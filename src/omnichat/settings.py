@@ -213,6 +213,12 @@ class Settings(BaseSettings):
     ocr_max_pages: Annotated[int, Field(ge=0)] = 50
     ocr_page_timeout_s: Annotated[float, Field(gt=0)] = 60.0
     ocr_budget_s: Annotated[float, Field(gt=0)] = 600.0
+    # Splitting extracted text into chunks (semchunk, pure Python) runs in these workers, not
+    # in the server: each with its own memory cap and a time limit per document (a text at
+    # max_extracted_chars takes ~50 s on one core).
+    chunker_workers: Annotated[int, Field(ge=1, le=64)] = 2
+    chunker_memory_mb: Annotated[int, Field(ge=128)] = 1024
+    chunk_timeout_s: Annotated[float, Field(gt=0)] = 120.0
     ocr_workers: Annotated[int, Field(ge=1, le=64)] = 1
     ocr_memory_mb: Annotated[int, Field(ge=256)] = 2048
 

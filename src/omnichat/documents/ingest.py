@@ -213,7 +213,7 @@ class Ingestor:
         """The document's chunks and their embeddings, on ``user_id``'s turn. Raises
         ``InvalidInput`` when there is no text, the chunker's ``PayloadTooLarge`` and the
         embedder's ``ProviderError``."""
-        drafts = await asyncio.to_thread(self.chunker.chunk, extracted)
+        drafts = await self.extractor.chunk(extracted, user_id, self.chunker.config)
         if not drafts:
             raise InvalidInput("The document has no text to index")
         vectors = await self._embedding.embed_documents_for(user_id, [d.text for d in drafts])

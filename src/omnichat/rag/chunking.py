@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from functools import lru_cache
 from importlib.resources import files
 from pathlib import Path
@@ -28,6 +29,16 @@ BLOCK_CHARS = 64 * 1024
 _BLOCK_BREAKS = ("\n\n", "\n", " ")
 
 
+@dataclass(frozen=True)
+class ChunkerConfig:
+    """What makes a ``Chunker``: sent to the chunker's worker processes with each job."""
+
+    max_tokens: int
+    overlap_tokens: int = 0
+    tokenizer_path: Path | None = None
+    max_chunks: int | None = None
+
+
 class Chunker:
     """Thread-safe: the tokenizer is configured once here and then only read (``encode``)."""
 
@@ -45,6 +56,7 @@ class Chunker:
         self.max_tokens = max_tokens
         self.overlap_tokens = overlap_tokens
         self.max_chunks = max_chunks
+        self.config = ChunkerConfig(max_tokens, overlap_tokens, tokenizer_path, max_chunks)
         self._tokenizer = Tokenizer.from_file(str(tokenizer_path or DEFAULT_TOKENIZER_PATH))
         # The model's tokenizer.json truncates and pads to 128 tokens, which would cap counts.
         self._tokenizer.no_truncation()
@@ -109,6 +121,24 @@ class Chunker:
             assert isinstance(resplit, list)
             chunks.extend(str(part) for part in resplit if str(part).strip())
         return chunks
+
+
+@lru_cache(maxsize=4)
+def _worker_chunker(config: ChunkerConfig) -> Chunker:
+    return Chunker(
+        config.max_tokens, config.overlap_tokens, config.tokenizer_path, config.max_chunks
+    )
+
+
+def warm_up_chunker() -> None:
+    """Loads the default tokenizer in a new chunker worker, before its first job."""
+    Tokenizer.from_file(str(DEFAULT_TOKENIZER_PATH))
+
+
+def chunk_document(document: ExtractedDocument, config: ChunkerConfig) -> list[ChunkDraft]:
+    """``Chunker.chunk`` in a chunker worker process (a job of ``Extractor.chunk``): semchunk is
+    pure Python, so in the server it would hold the GIL, and its peak memory, for seconds."""
+    return _worker_chunker(config).chunk(document)
 
 
 def blocks(text: str, size: int = BLOCK_CHARS) -> list[str]:

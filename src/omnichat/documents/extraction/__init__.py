@@ -25,7 +25,8 @@ from omnichat.documents.extraction.ocr import ocr_pdf_page, warm_up_ocr
 from omnichat.documents.extraction.parse import ParseLimits, load_parsers, parse_file
 from omnichat.documents.extraction.sandbox import SandboxPool
 from omnichat.documents.extraction.sniff import PDF_MAGIC
-from omnichat.rag.types import ExtractedDocument, ExtractedPage
+from omnichat.rag.chunking import ChunkerConfig, chunk_document, warm_up_chunker
+from omnichat.rag.types import ChunkDraft, ExtractedDocument, ExtractedPage
 from omnichat.settings import Settings
 
 __all__ = [
@@ -87,6 +88,13 @@ class Extractor:
         self._ocr = SandboxPool(
             "ocr", settings.ocr_workers, settings.ocr_memory_mb * MIB, warm_up=warm_up_ocr
         )
+        self._chunkers = SandboxPool(
+            "chunker",
+            settings.chunker_workers,
+            settings.chunker_memory_mb * MIB,
+            warm_up=warm_up_chunker,
+        )
+        self._chunk_timeout_s = settings.chunk_timeout_s
 
     async def extract(self, path: Path, filename: str | None, owner: str) -> ExtractedDocument:
         """The text of the file at ``path``, read in a sandbox worker on ``owner``'s turn.
@@ -149,10 +157,22 @@ class Extractor:
             )
         return read
 
+    async def chunk(
+        self, document: ExtractedDocument, owner: str, config: ChunkerConfig
+    ) -> list[ChunkDraft]:
+        """``document``'s chunks (``Chunker.chunk``), made in a chunker worker on ``owner``'s
+        turn: capped memory (OMNICHAT_CHUNKER_MEMORY_MB) and time (OMNICHAT_CHUNK_TIMEOUT_S),
+        past which the document is ``DocumentTooComplex``; ``PayloadTooLarge`` past
+        ``config.max_chunks``."""
+        return await self._chunkers.run(
+            owner, chunk_document, document, config, timeout_s=self._chunk_timeout_s
+        )
+
     def close(self) -> None:
         """Stop the workers. Blocks until they exit."""
         self._parsers.close()
         self._ocr.close()
+        self._chunkers.close()
 
 
 def _is_pdf(path: Path) -> bool:
