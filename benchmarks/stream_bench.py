@@ -5,13 +5,24 @@ One run starts the fake OpenAI-format provider (N tokens at interval T) and an O
 with the same lean SSE client at each concurrency:
 
 - baseline: ``POST /v1/chat/completions`` (stream) straight to the fake provider;
-- omnichat: ``POST /chat/stream`` (seed 001) with auth, history, persistence before and after.
+- omnichat, one case per ``--path``: ``seed`` is ``POST /chat/stream`` (seed 001) with auth,
+  history, persistence before and after; ``v1`` is ``POST /v1/chat/completions`` with
+  ``stream: true`` (same bearer token, nothing stored); ``v1-tools`` is the same with a
+  ``tools`` list, the fake started with ``--tool-call`` so that every reply is a streamed tool
+  call (it cannot be combined with the other two, whose replies would be tool calls too).
 
-Reported per case: TTFT p50/p99 (request sent to first content event), delivered content
-events/s over the wall time, and server CPU per event (the OmniChat process's user+system time
-divided by the events it delivered; the fake's for the baseline).
+Reported per case: TTFT p50/p99 (request sent to first counted event), delivered events/s over
+the wall time, and server CPU per event (the OmniChat process's user+system time divided by the
+events it delivered; the fake's for the baseline). An event is one ``data:`` line with a
+non-empty text delta; with ``v1-tools``, also one with a ``tool_calls`` delta (a piece of a
+tool call: its id and name, or a piece of its arguments).
+
+``--server-src DIR`` puts DIR first on the OmniChat server's ``PYTHONPATH`` (e.g. the ``src``
+of a ``git worktree`` of another commit, for an A/B); the ``omnichat`` package the server
+imports is printed. The fake provider and this client always run from this checkout.
 
     .venv/bin/python -m benchmarks.stream_bench [--tokens 50 --interval-ms 10 --requests 300]
+        [--path seed --path v1 | --path v1-tools] [--server-src /tmp/worktree/src]
 """
 
 from __future__ import annotations
@@ -41,6 +52,31 @@ ROOT = Path(__file__).resolve().parent.parent
 PASSWORD = "benchmark passphrase 1"
 # A non-empty text delta in either format: {"delta": "x"} (seed 001) or "content":"x" (OpenAI).
 CONTENT_EVENT = re.compile(rb'"(?:delta|content)": ?"(?!")')
+# The same, or a tool-call piece: "tool_calls": [ (not the finish_reason "tool_calls").
+CONTENT_OR_TOOL_EVENT = re.compile(rb'"(?:delta|content)": ?"(?!")|"tool_calls": ?\[')
+MODEL = "gpt-5.4-mini"
+TOOL_NAME = "get_weather"
+TOOLS = [
+    {
+        "type": "function",
+        "function": {
+            "name": TOOL_NAME,
+            "description": "The current weather in a city.",
+            "parameters": {
+                "type": "object",
+                "properties": {
+                    "city": {"type": "string"},
+                    "unit": {"type": "string", "enum": ["celsius", "fahrenheit"]},
+                },
+                "required": ["city"],
+            },
+        },
+    }
+]
+# The local embedder's ONNX export, cached across runs (a new data dir each run would export it
+# again at every start-up); both commits of an A/B may share it, as the cache is checksummed.
+MODEL_CACHE = Path(tempfile.gettempdir()) / "omnichat-stream-bench-models"
+PATHS = {"seed": "/chat/stream", "v1": "/v1/chat/completions", "v1-tools": "/v1/chat/completions"}
 
 
 def server_env(data_dir: str, fake_port: int, **extra: str) -> dict[str, str]:
@@ -120,9 +156,10 @@ def p50_p99(values: list[float]) -> tuple[float, float]:
 
 
 async def sse_request(
-    host: str, port: int, path: str, body: bytes, headers: dict[str, str]
+    host: str, port: int, path: str, body: bytes, headers: dict[str, str], event: re.Pattern[bytes]
 ) -> tuple[float, int]:
-    """One streamed POST over a raw socket; returns (TTFT in ms, content events received)."""
+    """One streamed POST over a raw socket; returns (TTFT in ms, events received): lines
+    matching ``event``."""
     reader, writer = await asyncio.open_connection(host, port)
     head = [
         f"POST {path} HTTP/1.1",
@@ -142,7 +179,7 @@ async def sse_request(
         writer.close()
         raise RuntimeError(status_line.decode(errors="replace"))
     async for line in reader:  # chunked framing lines are skipped by the prefix test
-        if line.startswith(b"data: ") and CONTENT_EVENT.search(line):
+        if line.startswith(b"data: ") and event.search(line):
             if ttft < 0:
                 ttft = (time.perf_counter() - started) * 1000
             events += 1
@@ -153,12 +190,29 @@ async def sse_request(
 
 
 def process_cpu(proc: psutil.Process) -> float:
-    """User + system seconds of the process and its worker processes."""
-    total = sum(proc.cpu_times()[:2])
+    """User + system seconds of the process and its worker processes, live or ended (an ended
+    child that was waited for is in its parent's children_user/children_system; without those
+    a child ending mid-case made the difference negative)."""
+    total = sum(proc.cpu_times()[:4])
     for child in proc.children(recursive=True):
         with contextlib.suppress(psutil.Error):
-            total += sum(child.cpu_times()[:2])
+            total += sum(child.cpu_times()[:4])
     return total
+
+
+async def wait_idle(proc: psutil.Process, limit_s: float = 300.0) -> float:
+    """Waits until the process and its children use under 5% of a core over a second (the
+    local embedder's start-up warm-up exports or loads its model: ~20 s of CPU for an export
+    into a new cache, which would otherwise run during the first cases); returns the wait."""
+    started = time.monotonic()
+    before = process_cpu(proc)
+    while time.monotonic() - started < limit_s:
+        await asyncio.sleep(1.0)
+        now = process_cpu(proc)
+        if now - before < 0.05:
+            break
+        before = now
+    return time.monotonic() - started
 
 
 async def run_case(
@@ -169,6 +223,7 @@ async def run_case(
     headers: list[dict[str, str]],
     concurrency: int,
     server: psutil.Process,
+    event: re.Pattern[bytes] = CONTENT_EVENT,
 ) -> Result:
     queue: asyncio.Queue[int] = asyncio.Queue()
     for index in range(len(bodies)):
@@ -181,7 +236,9 @@ async def run_case(
         while not queue.empty():
             index = queue.get_nowait()
             try:
-                ttft, events = await sse_request(host, port, path, bodies[index], headers[index])
+                ttft, events = await sse_request(
+                    host, port, path, bodies[index], headers[index], event
+                )
                 ttfts.append(ttft)
                 if index >= concurrency:
                     later_ttfts.append(ttft)
@@ -215,9 +272,51 @@ async def prepare_users(base: str, count: int) -> list[tuple[dict[str, str], str
     return out
 
 
-async def main(tokens: int, interval_ms: float, requests: int, workers: int) -> None:
+def omnichat_body(path: str, session_id: str) -> bytes:
+    if path == "seed":
+        return json.dumps(
+            {"session_id": session_id, "prompt": "Tell me a joke", "provider": "openai"}
+        ).encode()
+    return v1_body(tools=path == "v1-tools")
+
+
+def v1_body(*, tools: bool) -> bytes:
+    body: dict[str, object] = {
+        "model": MODEL,
+        "stream": True,
+        "messages": [{"role": "user", "content": "Tell me a joke"}],
+    }
+    if tools:
+        body["messages"] = [{"role": "user", "content": "What is the weather in Paris?"}]
+        body["tools"] = TOOLS
+    return json.dumps(body).encode()
+
+
+def imported_from(python: str, env: dict[str, str]) -> str:
+    """Where the server's interpreter, with the server's environment, finds ``omnichat``."""
+    probe = subprocess.run(
+        [python, "-c", "import omnichat; print(omnichat.__file__)"],
+        env=env,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return probe.stdout.strip()
+
+
+async def main(
+    tokens: int,
+    interval_ms: float,
+    requests: int,
+    workers: int,
+    paths: list[str],
+    server_src: str | None,
+) -> None:
     fake_port, app_port = free_port(), free_port()
     python = sys.executable
+    tools = "v1-tools" in paths
+    event = CONTENT_OR_TOOL_EVENT if tools else CONTENT_EVENT
     fake_args = [
         python,
         "-m",
@@ -229,8 +328,14 @@ async def main(tokens: int, interval_ms: float, requests: int, workers: int) -> 
         "--interval-ms",
         str(interval_ms),
     ]
+    if tools:
+        fake_args += ["--tool-call", TOOL_NAME]
     with tempfile.TemporaryDirectory() as data_dir:
-        env = server_env(data_dir, fake_port)
+        fake_env = server_env(data_dir, fake_port)
+        env = {**fake_env, "OMNICHAT_MODEL_CACHE_DIR": str(MODEL_CACHE)}
+        if server_src is not None:
+            env["PYTHONPATH"] = os.pathsep.join(filter(None, [server_src, env.get("PYTHONPATH")]))
+        print(f"omnichat imported from {imported_from(python, env)}")
         app_args = [python, "-m", "omnichat", "serve", "--port", str(app_port)]
         redis = None
         if workers > 1:
@@ -242,17 +347,12 @@ async def main(tokens: int, interval_ms: float, requests: int, workers: int) -> 
             env["OMNICHAT_REDIS_URL"] = f"redis://127.0.0.1:{redis_port}/0"
             app_args += ["--workers", str(workers)]
         with (
-            process(fake_args, env, f"http://127.0.0.1:{fake_port}/v1/models") as fake,
+            process(fake_args, fake_env, f"http://127.0.0.1:{fake_port}/v1/models") as fake,
             process(app_args, env, f"http://127.0.0.1:{app_port}/healthz") as app,
         ):
             users = await prepare_users(f"http://127.0.0.1:{app_port}", 100)
-            direct_body = json.dumps(
-                {
-                    "model": "gpt-5.4-mini",
-                    "stream": True,
-                    "messages": [{"role": "user", "content": "Tell me a joke"}],
-                }
-            ).encode()
+            waited = await wait_idle(app)
+            direct_body = v1_body(tools=tools)
             rows = []
             for concurrency in (1, 100):
                 count = min(requests, 20) if concurrency == 1 else requests
@@ -264,33 +364,33 @@ async def main(tokens: int, interval_ms: float, requests: int, workers: int) -> 
                     [{"Authorization": "Bearer sk-bench"}] * count,
                     concurrency,
                     fake,
+                    event,
                 )
-                rows.append(direct.row("direct to fake provider", concurrency))
-                bodies, headers = [], []
-                for index in range(count):
-                    user_headers, session_id = users[index % len(users)]
-                    bodies.append(
-                        json.dumps(
-                            {
-                                "session_id": session_id,
-                                "prompt": "Tell me a joke",
-                                "provider": "openai",
-                            }
-                        ).encode()
+                rows.append(
+                    direct.row(
+                        "direct to fake provider" + (" (tools)" if tools else ""), concurrency
                     )
-                    headers.append(user_headers)
-                through = await run_case(
-                    "127.0.0.1", app_port, "/chat/stream", bodies, headers, concurrency, app
                 )
-                label = "through OmniChat /chat/stream"
-                if workers > 1:
-                    label += f" ({workers} workers + Redis)"
-                rows.append(through.row(label, concurrency))
+                for path in paths:
+                    bodies, headers = [], []
+                    for index in range(count):
+                        user_headers, session_id = users[index % len(users)]
+                        bodies.append(omnichat_body(path, session_id))
+                        headers.append(user_headers)
+                    through = await run_case(
+                        "127.0.0.1", app_port, PATHS[path], bodies, headers, concurrency, app, event
+                    )
+                    label = f"through OmniChat {PATHS[path]}" + (" (tools)" if tools else "")
+                    if workers > 1:
+                        label += f" ({workers} workers + Redis)"
+                    rows.append(through.row(label, concurrency))
         if redis is not None:
             redis.terminate()
     print(
-        f"fake provider: {tokens} tokens at {interval_ms} ms; {requests} requests at c=100, "
-        f"{min(requests, 20)} at c=1; {os.cpu_count()} cores"
+        f"fake provider: {tokens} tokens at {interval_ms} ms"
+        + (f", every reply a streamed {TOOL_NAME} tool call" if tools else "")
+        + f"; {requests} requests at c=100, {min(requests, 20)} at c=1; {os.cpu_count()} cores;"
+        f" waited {waited:.0f} s for the server to go idle after start-up"
     )
     print(
         "| path | c | TTFT p50 ms | TTFT p99 ms | TTFT p50 after the first c ms | events/s "
@@ -302,12 +402,36 @@ async def main(tokens: int, interval_ms: float, requests: int, workers: int) -> 
 
 
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description=__doc__)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--tokens", type=int, default=50)
     parser.add_argument("--interval-ms", type=float, default=10.0)
     parser.add_argument("--requests", type=int, default=300)
     parser.add_argument("--workers", type=int, default=1, help="OmniChat workers (>1 adds Redis)")
+    parser.add_argument(
+        "--path",
+        dest="paths",
+        action="append",
+        choices=sorted(PATHS),
+        help="OmniChat path to measure, repeatable (default: seed)",
+    )
+    parser.add_argument(
+        "--server-src",
+        metavar="DIR",
+        help="put DIR (e.g. <worktree>/src) first on the OmniChat server's PYTHONPATH",
+    )
     arguments = parser.parse_args()
+    chosen = list(dict.fromkeys(arguments.paths or ["seed"]))
+    if "v1-tools" in chosen and len(chosen) > 1:
+        parser.error("--path v1-tools runs alone (the fake answers every request with a tool call)")
     asyncio.run(
-        main(arguments.tokens, arguments.interval_ms, arguments.requests, arguments.workers)
+        main(
+            arguments.tokens,
+            arguments.interval_ms,
+            arguments.requests,
+            arguments.workers,
+            chosen,
+            str(Path(arguments.server_src).resolve()) if arguments.server_src else None,
+        )
     )
