@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 import time
 
 
@@ -94,3 +95,8 @@ def parse_xml_short_of_memory() -> None:
         etree.fromstring(xml)
     except etree.XMLSyntaxError as exc:
         raise UnreadableDocument("The file is corrupt or malformed and could not be read") from exc
+
+
+def loaded(modules: list[str]) -> list[str]:
+    """Which of ``modules`` the worker has imported (what its memory cap pays for)."""
+    return [name for name in modules if name in sys.modules]

@@ -16,7 +16,7 @@ import pytest
 from fastapi import FastAPI
 
 from omnichat.documents import service as document_service
-from omnichat.documents.extraction import DocumentTooComplex, UnreadableDocument
+from omnichat.documents.extraction import DocumentTooComplex, Extractor, UnreadableDocument
 from omnichat.documents.extraction.sandbox import SandboxPool
 from omnichat.errors import ServiceUnavailable
 from tests import sandbox_jobs
@@ -252,3 +252,17 @@ async def test_splitting_text_runs_in_a_worker_with_a_time_limit(
         r = await _upload(client, user, "short.txt", (sentence * 40).encode())
         assert r.status_code == 200, r.text
         assert r.json()["chunks"] >= 2
+
+
+async def test_parser_workers_do_not_load_the_chunker_or_the_embedder(tmp_path: Path) -> None:
+    """RLIMIT_AS counts address space: a tokenizer library loaded in a parser worker took the
+    room a large spreadsheet needed (a 15 MB CSV became 'needs more than 512 MiB' instead of
+    'more than 20,000,000 characters'). Each pool loads what its own jobs need."""
+    extractor = Extractor(make_settings("sqlite+aiosqlite://", tmp_path))
+    heavy = ["tokenizers", "semchunk", "onnxruntime", "torch", "rapidocr_onnxruntime"]
+    try:
+        assert await extractor._parsers.run("u1", sandbox_jobs.loaded, heavy, timeout_s=60) == []
+        in_chunker = await extractor._chunkers.run("u1", sandbox_jobs.loaded, heavy, timeout_s=60)
+        assert in_chunker == ["tokenizers", "semchunk"]
+    finally:
+        extractor.close()

@@ -9,6 +9,7 @@ import asyncio
 import logging
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from omnichat.documents.extraction.archive import ArchiveLimits
 from omnichat.documents.extraction.errors import (
@@ -25,9 +26,11 @@ from omnichat.documents.extraction.ocr import ocr_pdf_page, warm_up_ocr
 from omnichat.documents.extraction.parse import ParseLimits, load_parsers, parse_file
 from omnichat.documents.extraction.sandbox import SandboxPool
 from omnichat.documents.extraction.sniff import PDF_MAGIC
-from omnichat.rag.chunking import ChunkerConfig, chunk_document, warm_up_chunker
 from omnichat.rag.types import ChunkDraft, ExtractedDocument, ExtractedPage
 from omnichat.settings import Settings
+
+if TYPE_CHECKING:
+    from omnichat.rag.chunking import ChunkerConfig
 
 __all__ = [
     "DocumentTooComplex",
@@ -88,6 +91,10 @@ class Extractor:
         self._ocr = SandboxPool(
             "ocr", settings.ocr_workers, settings.ocr_memory_mb * MIB, warm_up=warm_up_ocr
         )
+        # Imported here, not at the top: the parser workers import this package, and the
+        # tokenizer library's address space would come out of their memory cap.
+        from omnichat.rag.chunking import warm_up_chunker
+
         self._chunkers = SandboxPool(
             "chunker",
             settings.chunker_workers,
@@ -164,6 +171,8 @@ class Extractor:
         turn: capped memory (OMNICHAT_CHUNKER_MEMORY_MB) and time (OMNICHAT_CHUNK_TIMEOUT_S),
         past which the document is ``DocumentTooComplex``; ``PayloadTooLarge`` past
         ``config.max_chunks``."""
+        from omnichat.rag.chunking import chunk_document
+
         return await self._chunkers.run(
             owner, chunk_document, document, config, timeout_s=self._chunk_timeout_s
         )
