@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 
 import httpx
 import pytest
@@ -404,3 +405,55 @@ async def test_stored_query_failure_is_a_clear_502(
         ("user", "complete"),
         ("assistant", "error"),
     ]
+
+
+@pytest.mark.parametrize(
+    ("path", "body"),
+    [
+        ("/v1/chat/completions", {"messages": [{"role": "user", "content": "hi"}], "n": 2}),
+        ("/inference/query", {"query": "hi"}),
+        ("/api/cohere/generate", {"prompt": "hi"}),
+    ],
+)
+async def test_a_client_leaving_a_whole_reply_ends_its_calls_and_frees_the_slot(
+    app: object,  # migrations applied
+    database_url: str,
+    fake_provider: FakeProviderServer,
+    tmp_path: Path,
+    path: str,
+    body: dict[str, object],
+) -> None:
+    """A reply answered whole and stored nowhere (/v1 without stream, seed 003 without a
+    session, seed 000) is not worth finishing for a client that left: its provider calls (each
+    of ``n``) are cancelled and the user's only slot is free again at once."""
+    settings = Settings(
+        data_dir=tmp_path,
+        database_url=database_url,
+        secret_key="k" * 40,
+        access_log=False,
+        **provider_settings(fake_provider),
+        **{**LLM_TEST_SETTINGS, "max_concurrent_generations": 1},
+    )
+    slow = Reply(tokens=[f" w{i}" for i in range(400)], interval_s=0.05)  # 20 s if left to run
+    calls = body.get("n", 1)
+    assert isinstance(calls, int)
+    fake_provider.script(*[slow] * calls, Reply("after"))
+    with ThreadedServer(create_app(settings)) as server:
+        async with httpx.AsyncClient(base_url=server.base_url, timeout=30) as client:
+            user = await register_user(client, "whole-leave")
+            with pytest.raises(httpx.ReadTimeout):
+                await client.post(
+                    path,
+                    json={"model": "openai:gpt-5.4-mini", **body},
+                    headers=user.headers,
+                    timeout=1.0,
+                )
+            started = asyncio.get_running_loop().time()
+            ask = {"model": "openai:gpt-5.4-mini", "messages": [{"role": "user", "content": "x"}]}
+            while True:  # the slot comes back within a second or so, not after 20 s
+                r = await client.post("/v1/chat/completions", json=ask, headers=user.headers)
+                if r.status_code != 429 or asyncio.get_running_loop().time() - started > 5:
+                    break
+                await asyncio.sleep(0.1)
+            assert r.status_code == 200, r.text
+            assert r.json()["choices"][0]["message"]["content"] == "after"

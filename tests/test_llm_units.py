@@ -95,7 +95,9 @@ def test_openai_compatible_server_needs_no_key_and_file_providers(tmp_path: Path
     assert registry.resolve("openai") == ModelRef("openai", "gpt-5.4-mini")
 
 
-def test_text_only_models_from_settings_and_the_providers_file(tmp_path: Path) -> None:
+def test_text_only_models_from_settings_and_the_providers_file(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     providers = tmp_path / "providers.toml"
     providers.write_text(
         "[providers.ollama]\n"
@@ -107,8 +109,9 @@ def test_text_only_models_from_settings_and_the_providers_file(tmp_path: Path) -
         _settings(
             tmp_path,
             openai_api_key="o",
-            openai_models=["gpt-5.4-mini", "gpt-3.5-turbo"],
-            text_only_models=["openai:gpt-3.5*"],
+            openai_models=["gpt-5.4-mini", "gpt-3.5-turbo", "gpt-4-base"],
+            # Any case; without a provider, the model id of any provider.
+            text_only_models=["OpenAI:GPT-3.5*", "gpt-4-base", "nowhere:*"],
             providers_file=providers,
         )
     )
@@ -116,9 +119,12 @@ def test_text_only_models_from_settings_and_the_providers_file(tmp_path: Path) -
     assert reads == {
         "openai:gpt-5.4-mini": True,
         "openai:gpt-3.5-turbo": False,
+        "openai:gpt-4-base": False,
         "ollama:llama3.2": False,
         "ollama:llava": True,
     }
+    unmatched = [r for r in caplog.records if r.getMessage().startswith("a text-only model")]
+    assert [r.__dict__["pattern"] for r in unmatched] == ["nowhere:*"]  # a typo is told
 
 
 def _t(role: str, content: str, status: str = "complete") -> StoredTurn:

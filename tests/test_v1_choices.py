@@ -115,6 +115,7 @@ async def test_more_choices_than_the_server_serves_is_a_400(
     assert isinstance(error.value.body, dict)
     assert error.value.body["param"] == "n"
     assert "at most 8" in error.value.body["message"]
+    assert error.value.body["code"] is None  # a value out of range, not an unknown field
     assert fake_provider.requests_for("openai") == []
 
 

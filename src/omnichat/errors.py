@@ -68,6 +68,14 @@ class UnsupportedField(BadRequest):
         self.provider = provider
 
 
+class ClientClosedRequest(AppError):
+    """The client went away before its answer was ready (nginx's 499): the work was stopped
+    and nothing is sent."""
+
+    status_code = 499
+    detail = "The client closed the request"
+
+
 class Unauthorized(AppError):
     status_code = 401
     detail = "Could not validate credentials"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 from fastapi.responses import StreamingResponse
 
 from omnichat.chats.models import Message, Role
@@ -23,7 +23,12 @@ from omnichat.generation.schemas import (
     StopResponse,
 )
 from omnichat.generation.service import GenerationService, Prompt
-from omnichat.generation.sse import EventStreamResponse, reply_events, stored_reply_events
+from omnichat.generation.sse import (
+    EventStreamResponse,
+    reply_events,
+    stored_reply_events,
+    unless_disconnected,
+)
 from omnichat.llm.types import CONTENT_FILTER, Completion, Usage, declined_message
 
 router = APIRouter(tags=["generation"])
@@ -130,12 +135,15 @@ async def _stored_reply(generation: GenerationService, user_id: str, message_id:
 
 @router.post("/inference/query", response_model=InferenceQueryResponse, responses=GENERATE_ERRORS)
 async def inference_query(
-    body: InferenceQueryRequest, user: CurrentUser, generation: GenerationDep
+    body: InferenceQueryRequest, user: CurrentUser, generation: GenerationDep, request: Request
 ) -> InferenceQueryResponse:
     """Seed 003: the whole reply as ``{"response": ...}``; stored when ``session_id`` is given."""
     ref = generation.registry.resolve(body.model)
     if body.session_id is None:
-        generated = await generation.generate(user.id, ref, Prompt(body.query), rag=body.enable_rag)
+        generated = await unless_disconnected(
+            request.receive,
+            generation.generate(user.id, ref, Prompt(body.query), rag=body.enable_rag),
+        )
         _refuse_declined(generated.completion)
         return InferenceQueryResponse(
             response=generated.completion.text,
@@ -169,6 +177,7 @@ async def cohere_generate(
     body: CohereGenerateRequest,
     user: CurrentUser,
     generation: GenerationDep,
+    request: Request,
 ) -> CohereGenerateResponse:
     """Seed 000: ``{"text": ...}``, nothing stored. With ``session`` its history is the context
     (the client has usually stored this prompt already; it is not sent twice)."""
@@ -181,7 +190,9 @@ async def cohere_generate(
         )
         if history and history[-1].role == "user" and history[-1].content == body.prompt:
             history = history[:-1]
-    generated = await generation.generate(user.id, ref, Prompt(body.prompt, history))
+    generated = await unless_disconnected(
+        request.receive, generation.generate(user.id, ref, Prompt(body.prompt, history))
+    )
     _refuse_declined(generated.completion)
     return CohereGenerateResponse(text=generated.completion.text, model=generated.model.id)
 

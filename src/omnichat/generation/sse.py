@@ -7,15 +7,17 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator
-from typing import Any
+from collections.abc import AsyncIterator, Coroutine
+from typing import Any, TypeVar
 
 from fastapi.responses import StreamingResponse
 from starlette.types import Receive, Scope, Send
 
+from omnichat.errors import ClientClosedRequest
 from omnichat.generation.hub import Reply, ReplyFinal, StreamHub
 from omnichat.ops.middleware import BODY_SEND
 
+T = TypeVar("T")
 SSE_HEADERS = {
     "Cache-Control": "no-cache",
     "X-Accel-Buffering": "no",  # nginx: do not buffer the stream
@@ -77,6 +79,24 @@ class EventStreamResponse(StreamingResponse):
 async def _disconnected(receive: Receive) -> None:
     while (await receive())["type"] != "http.disconnect":
         pass
+
+
+async def unless_disconnected(receive: Receive, work: Coroutine[Any, Any, T]) -> T:
+    """``work``'s result, for a request whose body has been read; if the client goes away
+    first, ``work`` is cancelled (its provider calls end, its slot is given back) and
+    ``ClientClosedRequest`` (499) is raised: no one is left to answer."""
+    task = asyncio.ensure_future(work)
+    watcher = asyncio.ensure_future(_disconnected(receive))
+    try:
+        await asyncio.wait([task, watcher], return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        watcher.cancel()
+        if not task.done():  # the client left, or the server is stopping
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+    if task.cancelled():
+        raise ClientClosedRequest()
+    return task.result()
 
 
 def sse_data(payload: dict[str, Any]) -> bytes:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import fnmatch
 import importlib
+import logging
 import tomllib
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -21,6 +22,7 @@ from omnichat.llm.base import ChatModel, ProviderConfig
 from omnichat.llm.providers.local import ECHO_MODEL, LOCAL_PROVIDER, EchoChatModel
 from omnichat.settings import Settings
 
+logger = logging.getLogger("omnichat.llm")
 BUILTIN_KINDS = ("openai", "anthropic", "gemini", "cohere")
 ALIASES = {
     "gpt": "openai",
@@ -143,8 +145,10 @@ class ModelRegistry:
 
     def reads_images(self, ref: ModelRef) -> bool:
         """False for a model OMNICHAT_TEXT_ONLY_MODELS (or its provider's ``text_only_models``
-        in the providers file) names; OmniChat has no other catalogue of model abilities."""
-        return not any(fnmatch.fnmatchcase(ref.id, pattern) for pattern in self.text_only)
+        in the providers file) names; OmniChat has no other catalogue of model abilities.
+        Patterns match case-insensitively; one without ``provider:`` matches the model id of
+        any provider."""
+        return not any(_names(pattern, ref) for pattern in self.text_only)
 
     def candidates(self, ref: ModelRef) -> list[ModelRef]:
         """The model asked for, then the configured fallbacks (each once)."""
@@ -171,6 +175,12 @@ class ModelRegistry:
         cls: Any = getattr(importlib.import_module(module_name), class_name)
         model: ChatModel = cls(config)
         return model
+
+
+def _names(pattern: str, ref: ModelRef) -> bool:
+    """Whether the fnmatch ``pattern`` (``provider:model`` or ``model``) names ``ref``."""
+    target = ref.id if ":" in pattern else ref.model
+    return fnmatch.fnmatchcase(target.lower(), pattern.strip().lower())
 
 
 def _provider_config(
@@ -257,6 +267,9 @@ def build_registry(
         text_only=text_only,
         _factories=dict(factories or {}),
     )
+    for pattern in text_only:
+        if not any(_names(pattern, ref) for ref in registry.available()):
+            logger.warning("a text-only model pattern names no model", extra={"pattern": pattern})
     if settings.default_model:
         registry.default = registry.resolve(settings.default_model)
     registry.fallbacks = [registry.resolve(spec) for spec in settings.fallback_models]

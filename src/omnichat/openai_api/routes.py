@@ -13,7 +13,7 @@ from collections.abc import AsyncGenerator, AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, StreamingResponse
 
 from omnichat.deps import CurrentUser, GenerationDep
@@ -21,7 +21,7 @@ from omnichat.errors import NotFound, error_responses
 from omnichat.generation.choices import all_or_none, indexed, merged
 from omnichat.generation.hub import RequestReply
 from omnichat.generation.service import GenerationService, choice_prompts
-from omnichat.generation.sse import DONE, EventStreamResponse
+from omnichat.generation.sse import DONE, EventStreamResponse, unless_disconnected
 from omnichat.llm.errors import ProviderError
 from omnichat.llm.registry import UnknownModel
 from omnichat.llm.types import (
@@ -92,7 +92,7 @@ def _usage(*usages: Usage) -> dict[str, int]:
     },
 )
 async def chat_completions(
-    body: ChatCompletionRequest, user: CurrentUser, generation: GenerationDep
+    body: ChatCompletionRequest, user: CurrentUser, generation: GenerationDep, request: Request
 ) -> JSONResponse | StreamingResponse:
     try:
         ref = generation.registry.resolve(body.model)
@@ -104,7 +104,10 @@ async def chat_completions(
     completion_id = f"chatcmpl-{uuid.uuid4().hex}"
     created = int(time.time())
     if not body.stream:
-        generated = await generation.generate(user.id, ref, prompt, rag=body.rag, choices=choices)
+        generated = await unless_disconnected(
+            request.receive,
+            generation.generate(user.id, ref, prompt, rag=body.rag, choices=choices),
+        )
         extra = {"sources": generated.sources} if generated.sources is not None else {}
         return JSONResponse(
             {

@@ -24,12 +24,13 @@ NOT_CARRIED = "is not carried to providers by this server yet"
 
 
 def _refuse_uncarried(body: ChatCompletionRequest, max_choices: int) -> None:
+    if (body.n or 1) > max_choices:
+        raise BadRequest(
+            f"'n' may be at most {max_choices} on this server (OMNICHAT_MAX_CHOICES)", param="n"
+        )
+    if body.top_logprobs is not None and not body.logprobs:
+        raise BadRequest("'top_logprobs' needs 'logprobs: true'", param="top_logprobs")
     refusals: dict[str, tuple[bool, str]] = {
-        "n": ((body.n or 1) > max_choices, f"at most {max_choices} choices are served"),
-        "top_logprobs": (
-            body.top_logprobs is not None and not body.logprobs,
-            "needs 'logprobs: true'",
-        ),
         "functions": (
             bool(body.functions),
             "is OpenAI's deprecated form of 'tools'; send 'tools'",
