@@ -19,9 +19,11 @@ MetadataValue = Annotated[str, Field(max_length=512)]
 
 
 class OpenAIRequestModel(RequestModel):
-    """``/v1`` bodies: unknown fields are refused (400 naming the field), like every body."""
+    """``/v1`` bodies: unknown fields are refused (400 naming the field), like every body, and
+    values must have their JSON type, as OpenAI's API wants them (``"n": "2"`` or
+    ``"logprobs": 1`` is a 400, not read as 2 and true; an integer is still a number)."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
 
 
 class TextPart(OpenAIRequestModel):
