@@ -174,6 +174,20 @@ async def test_client_disconnect_reply_still_completes(
     assert messages[-1]["content"] == FULL
 
 
+def _one_slot_settings(
+    database_url: str, fake_provider: FakeProviderServer, data_dir: Path
+) -> Settings:
+    """The LLM test settings with one concurrency slot per user: a slot held is a 429."""
+    return Settings(
+        data_dir=data_dir,
+        database_url=database_url,
+        secret_key="k" * 40,
+        access_log=False,
+        **provider_settings(fake_provider),
+        **{**LLM_TEST_SETTINGS, "max_concurrent_generations": 1},
+    )
+
+
 async def test_a_client_leaving_an_openai_stream_ends_it_and_frees_the_slot_at_once(
     app: object,  # migrations applied
     database_url: str,
@@ -182,14 +196,7 @@ async def test_a_client_leaving_an_openai_stream_ends_it_and_frees_the_slot_at_o
 ) -> None:
     """/v1 streams are not stored: when the client goes, the provider stream is closed and the
     user's only concurrency slot is free again, long before the provider would have finished."""
-    settings = Settings(
-        data_dir=tmp_path,
-        database_url=database_url,
-        secret_key="k" * 40,
-        access_log=False,
-        **provider_settings(fake_provider),
-        **{**LLM_TEST_SETTINGS, "max_concurrent_generations": 1},
-    )
+    settings = _one_slot_settings(database_url, fake_provider, tmp_path)
     slow = Reply(tokens=[f" w{i}" for i in range(400)], interval_s=0.05)  # 20 s if left to run
     fake_provider.script(slow, Reply("after"))
     body = {
@@ -426,14 +433,7 @@ async def test_a_client_leaving_a_whole_reply_ends_its_calls_and_frees_the_slot(
     """A reply answered whole and stored nowhere (/v1 without stream, seed 003 without a
     session, seed 000) is not worth finishing for a client that left: its provider calls (each
     of ``n``) are cancelled and the user's only slot is free again at once."""
-    settings = Settings(
-        data_dir=tmp_path,
-        database_url=database_url,
-        secret_key="k" * 40,
-        access_log=False,
-        **provider_settings(fake_provider),
-        **{**LLM_TEST_SETTINGS, "max_concurrent_generations": 1},
-    )
+    settings = _one_slot_settings(database_url, fake_provider, tmp_path)
     slow = Reply(tokens=[f" w{i}" for i in range(400)], interval_s=0.05)  # 20 s if left to run
     calls = body.get("n", 1)
     assert isinstance(calls, int)
