@@ -3,6 +3,7 @@ own, carried back as it sent them) on ``/v1/chat/completions``, through the offi
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import openai
@@ -103,6 +104,26 @@ async def test_a_failing_choice_fails_the_request_and_nothing_partial_is_answere
             model=MODELS["openai"], messages=QUESTION, n=2, stream=True
         )
     assert error.value.status_code == 502
+
+
+async def test_a_choice_failing_after_another_began_ends_that_other_stream_at_once(
+    llm_server: ThreadedServer, api_key: str, fake_provider: FakeProviderServer
+) -> None:
+    # The first call to arrive fails late (and its fallback at once); by then the other call
+    # is streaming a reply that would take 20 s: its provider stream must end with the 502.
+    slow = Reply(tokens=[f" w{i}" for i in range(400)], interval_s=0.05)
+    fake_provider.script(Fail(400, after_s=0.5), slow, Fail(400))
+    with pytest.raises(openai.APIStatusError) as error:
+        await sdk(llm_server, api_key).chat.completions.create(
+            model=MODELS["openai"], messages=QUESTION, n=2, stream=True
+        )
+    assert error.value.status_code == 502
+    assert len(fake_provider.requests) == 3  # the slow one was streaming
+    for _ in range(50):
+        if fake_provider.generations_open == 0:
+            break
+        await asyncio.sleep(0.1)
+    assert fake_provider.generations_open == 0, "a choice's provider stream was left open"
 
 
 async def test_more_choices_than_the_server_serves_is_a_400(

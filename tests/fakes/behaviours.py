@@ -31,11 +31,13 @@ class Reply:
 
 @dataclass(frozen=True, slots=True)
 class Fail:
-    """An error response in the provider's own error shape, before any token."""
+    """An error response in the provider's own error shape, before any token, `after_s`
+    seconds after the request."""
 
     status: int = 500
     retry_after: float | None = None
     message: str | None = None
+    after_s: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)

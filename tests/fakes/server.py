@@ -6,6 +6,7 @@ tests/fakes/fixtures.py. Benchmarks: `python -m tests.fakes --port N --tokens 50
 
 from __future__ import annotations
 
+import asyncio
 import json
 import socket
 import threading
@@ -143,6 +144,7 @@ class FakeProviderServer:
         self._thread: threading.Thread | None = None
         self._socket: socket.socket | None = None
         self.generation_count = 0  # generation requests served since start/reset
+        self.generations_open = 0  # generation responses being sent now (streams still open)
 
     # ---------------------------------------------------------------- scripting
 
@@ -315,6 +317,7 @@ class FakeProviderServer:
             await respond(send, 200, self._openai.embeddings(body, self.embedding_dim))
 
     async def _fail(self, fmt: ProviderFormat, behaviour: Fail, send: Send) -> None:
+        await asyncio.sleep(behaviour.after_s)
         message = behaviour.message or _DEFAULT_MESSAGES.get(behaviour.status, "Error (fake).")
         extra = []
         if behaviour.retry_after is not None:
@@ -387,6 +390,7 @@ class FakeProviderServer:
             await self._tool_calls(fmt, req, behaviour, send)
             return
         disconnect = Disconnect(receive)
+        self.generations_open += 1
         try:
             if isinstance(behaviour, Hang):
                 if await disconnect.wait(behaviour.seconds):
@@ -414,4 +418,5 @@ class FakeProviderServer:
             run.cut_at, run.hang_at, run.hang_s = cut_at, hang_at, hang_s
             await (run.stream() if req.stream else run.whole())
         finally:
+            self.generations_open -= 1
             disconnect.close()

@@ -7,6 +7,7 @@ import contextlib
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Iterable
 from typing import TypeVar
 
+from omnichat.generation.sse import aclose
 from omnichat.llm.types import StreamEvent
 
 T = TypeVar("T")
@@ -24,12 +25,12 @@ async def all_or_none(awaitables: Iterable[Awaitable[T]]) -> list[T]:
         await asyncio.gather(*tasks, return_exceptions=True)
 
 
-async def _aclose(stream: AsyncIterator[StreamEvent]) -> None:
-    """Ends a provider stream at once (its connection goes back or is closed), not at GC."""
-    aclose = getattr(stream, "aclose", None)
-    if aclose is not None:
+async def close_streams(streams: Iterable[AsyncIterator[StreamEvent]]) -> None:
+    """Ends provider streams at once (their connections go back or are closed), not at GC; a
+    stream that fails while closing does not keep the others open."""
+    for stream in streams:
         with contextlib.suppress(Exception):
-            await aclose()
+            await aclose(stream)
 
 
 async def indexed(
@@ -41,7 +42,7 @@ async def indexed(
         async for event in rest:
             yield 0, event
     finally:
-        await _aclose(rest)
+        await close_streams([rest])
 
 
 async def merged(
@@ -80,5 +81,4 @@ async def merged(
         for task in pumps:
             task.cancel()
         await asyncio.gather(*pumps, return_exceptions=True)
-        for stream in streams:
-            await _aclose(stream)
+        await close_streams(streams)

@@ -71,9 +71,15 @@ class EventStreamResponse(StreamingResponse):
         finally:
             streaming = False
             watcher.cancel()
-            aclose = getattr(self.body_iterator, "aclose", None)
-            if aclose is not None:
-                await aclose()
+            await aclose(self.body_iterator)
+
+
+async def aclose(iterator: object) -> None:
+    """Closes an async generator now (its ``finally`` runs, its connections go back), not at
+    GC; anything without ``aclose`` is left alone."""
+    close = getattr(iterator, "aclose", None)
+    if close is not None:
+        await close()
 
 
 async def _disconnected(receive: Receive) -> None:

@@ -18,10 +18,10 @@ from fastapi.responses import JSONResponse, StreamingResponse
 
 from omnichat.deps import CurrentUser, GenerationDep
 from omnichat.errors import NotFound, error_responses
-from omnichat.generation.choices import all_or_none, indexed, merged
+from omnichat.generation.choices import all_or_none, close_streams, indexed, merged
 from omnichat.generation.hub import RequestReply
 from omnichat.generation.service import GenerationService, choice_prompts
-from omnichat.generation.sse import DONE, EventStreamResponse, unless_disconnected
+from omnichat.generation.sse import DONE, EventStreamResponse, sse_data, unless_disconnected
 from omnichat.llm.errors import ProviderError
 from omnichat.llm.registry import UnknownModel
 from omnichat.llm.types import (
@@ -130,6 +130,7 @@ async def chat_completions(
         )
     # Streamed and not stored: the slot is held for as long as the response streams.
     in_request = await generation.begin_request_reply(user.id)
+    events: list[AsyncIterator[StreamEvent]] = []
     try:
         if body.rag:
             prompt = await generation.ground(user.id, prompt, ref)
@@ -138,13 +139,12 @@ async def chat_completions(
         # The first event of each choice before any byte is sent: provider failures (after
         # retries and fallbacks) become a proper HTTP status instead of a broken stream.
         firsts = await all_or_none(anext(choice_events) for choice_events in events)
-    except asyncio.CancelledError:
+    except BaseException as error:
+        # The choices whose first event did arrive hold provider connections: end them now.
+        await close_streams(events)
         await generation.end_request_reply(in_request)
-        if not in_request.take_back_cancel():
-            raise
-        raise NotFound(in_request.abandoned) from None
-    except BaseException:
-        await generation.end_request_reply(in_request)
+        if isinstance(error, asyncio.CancelledError) and in_request.take_back_cancel():
+            raise NotFound(in_request.abandoned) from None
         raise
     include_usage = bool(body.stream_options and body.stream_options.include_usage)
     chunks = _chunk_stream(
@@ -168,10 +168,6 @@ class _ChunkMeta:
     choices: int
 
 
-def _sse(payload: dict[str, Any]) -> bytes:
-    return b"data: " + json.dumps(payload, ensure_ascii=False).encode() + b"\n\n"
-
-
 async def _chunk_stream(
     generation: GenerationService,
     in_request: RequestReply,
@@ -189,7 +185,7 @@ async def _chunk_stream(
     }
 
     def chunk(choices: list[dict[str, Any]], **extra: Any) -> bytes:
-        return _sse({**base, "choices": choices, **extra})
+        return sse_data({**base, "choices": choices, **extra})
 
     def choice(index: int, delta: dict[str, Any], **extra: Any) -> dict[str, Any]:
         return {"index": index, "delta": delta, "finish_reason": None, **extra}
@@ -227,13 +223,13 @@ async def _chunk_stream(
         yield DONE
     except ProviderError as error:
         # After the first token the status is sent: OpenAI's in-stream error event instead.
-        yield _sse(
+        yield sse_data(
             {"error": {"message": error.client_message, "type": "provider_error", "code": None}}
         )
     except asyncio.CancelledError:
         if not in_request.take_back_cancel():
             raise  # the client went away, or the server is stopping
-        yield _sse(
+        yield sse_data(
             {"error": {"message": in_request.abandoned, "type": "not_found_error", "code": None}}
         )
     finally:

@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from functools import lru_cache
 from importlib.resources import files
 from pathlib import Path
@@ -53,9 +53,6 @@ class Chunker:
             raise ValueError("max_tokens must be at least 2")
         if not 0 <= overlap_tokens < max_tokens:
             raise ValueError("overlap_tokens must be at least 0 and less than max_tokens")
-        self.max_tokens = max_tokens
-        self.overlap_tokens = overlap_tokens
-        self.max_chunks = max_chunks
         self.config = ChunkerConfig(max_tokens, overlap_tokens, tokenizer_path, max_chunks)
         self._tokenizer = Tokenizer.from_file(str(tokenizer_path or DEFAULT_TOKENIZER_PATH))
         # The model's tokenizer.json truncates and pads to 128 tokens, which would cap counts.
@@ -94,9 +91,9 @@ class Chunker:
                 for text in self._split(block, count):
                     ordinal = len(drafts)
                     drafts.append(ChunkDraft(ordinal, page.number, text, token_count=count(text)))
-                if self.max_chunks is not None and len(drafts) > self.max_chunks:
+                if self.config.max_chunks is not None and len(drafts) > self.config.max_chunks:
                     raise PayloadTooLarge(
-                        f"The document makes more than {self.max_chunks} chunks of text to "
+                        f"The document makes more than {self.config.max_chunks} chunks of text to "
                         "index; that is the most one document may have"
                     )
         return drafts
@@ -104,15 +101,15 @@ class Chunker:
     def _split(self, text: str, count: Callable[[str], int]) -> list[str]:
         if not text.strip():
             return []
-        splitter = chunkerify(count, self.max_tokens, memoize=False)
-        pieces = splitter(text, overlap=self.overlap_tokens or None)
+        splitter = chunkerify(count, self.config.max_tokens, memoize=False)
+        pieces = splitter(text, overlap=self.config.overlap_tokens or None)
         assert isinstance(pieces, list)
         chunks: list[str] = []
         for piece in pieces:
             assert isinstance(piece, str)
             if not piece.strip():
                 continue
-            if count(piece) <= self.max_tokens:
+            if count(piece) <= self.config.max_tokens:
                 chunks.append(piece)
                 continue
             # Overlapping chunks are joined from smaller pieces, and a word split between two
@@ -125,9 +122,7 @@ class Chunker:
 
 @lru_cache(maxsize=4)
 def _worker_chunker(config: ChunkerConfig) -> Chunker:
-    return Chunker(
-        config.max_tokens, config.overlap_tokens, config.tokenizer_path, config.max_chunks
-    )
+    return Chunker(**asdict(config))
 
 
 def warm_up_chunker() -> None:
