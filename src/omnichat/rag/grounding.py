@@ -4,25 +4,30 @@ about that text, and the sources clients are shown."""
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 
-from omnichat.rag.prompt import SYSTEM_NOTE, grounded_question, sources_payload
+from omnichat.rag.prompt import grounded_question, new_frame_nonce, sources_payload, sources_rule
 from omnichat.rag.retrieval import RetrievedChunk, Retriever
 
 
 @dataclass(frozen=True)
 class Grounding:
     """The question with its passages (``model_text``), the rule about them for the system
-    prompt, and ``sources`` as clients see them, numbered as in ``model_text``."""
+    prompt (``system_note``), and ``sources`` as clients see them, numbered as in
+    ``model_text``. ``nonce`` frames the passages: one per question, kept by ``top``."""
 
     question: str
     chunks: Sequence[RetrievedChunk]
-    system_note: str = SYSTEM_NOTE
+    nonce: str = field(default_factory=new_frame_nonce)
 
     @property
     def model_text(self) -> str:
-        return grounded_question(self.question, self.chunks)
+        return grounded_question(self.question, self.chunks, self.nonce)
+
+    @property
+    def system_note(self) -> str:
+        return sources_rule(self.nonce)
 
     @property
     def sources(self) -> list[dict[str, Any]]:
