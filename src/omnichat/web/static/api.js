@@ -4,7 +4,16 @@
 // is called with a message for the login screen.
 
 const STORE_KEY = "omnichat.auth";
-const LOCK_NAME = "omnichat.refresh";
+// One refresh per login across this browser's tabs. Not with Web Locks: they are missing outside
+// secure contexts (plain http on a LAN address), and a tab they let in may still read the old
+// tokens, as localStorage reaches other tabs asynchronously. A tab claims this short lease in
+// localStorage itself, whose writes arrive in order: a tab that sees the lease released also sees
+// the tokens stored before. The other tabs wait for those tokens and use them.
+const LEASE_KEY = "omnichat.refreshLease";
+const LEASE_MS = 10000;
+// Two tabs claiming at once: the later write wins once it has reached both.
+const CLAIM_SETTLE_MS = 100;
+const TAB_ID = crypto.getRandomValues(new Uint32Array(2)).join("-"); // randomUUID needs https
 // Refresh this long before the access token expires (or halfway, for very short lifetimes).
 const REFRESH_MARGIN_S = 60;
 
@@ -21,11 +30,12 @@ export class ApiError extends Error {
 
 export class SignedOut extends Error {}
 
-let tokens = load();
 let refreshTimer = null;
 let refreshing = null;
 let onSignedOut = () => {};
 
+// The tokens are read from localStorage at every use, never kept: another tab may have rotated
+// them, and presenting a rotated refresh token again revokes the login.
 function load() {
   try {
     const stored = JSON.parse(localStorage.getItem(STORE_KEY) || "null");
@@ -36,7 +46,7 @@ function load() {
 }
 
 function save(pair) {
-  tokens = {
+  const tokens = {
     access_token: pair.access_token,
     refresh_token: pair.refresh_token,
     expires_at: Date.now() + pair.expires_in * 1000,
@@ -44,28 +54,30 @@ function save(pair) {
   };
   localStorage.setItem(STORE_KEY, JSON.stringify(tokens));
   schedule();
+  return tokens;
 }
 
 function forget() {
-  tokens = null;
   localStorage.removeItem(STORE_KEY);
   clearTimeout(refreshTimer);
 }
 
-function schedule() {
-  clearTimeout(refreshTimer);
-  if (!tokens) return;
-  const margin = Math.min(REFRESH_MARGIN_S, tokens.lifetime_s / 2) * 1000;
-  const due = Math.max(1000, tokens.expires_at - Date.now() - margin);
-  refreshTimer = setTimeout(() => refresh().catch(() => {}), due);
+function refreshDueAt(tokens) {
+  return tokens.expires_at - Math.min(REFRESH_MARGIN_S, tokens.lifetime_s / 2) * 1000;
 }
 
-// Another tab refreshed or signed out: take its tokens (a rotated refresh token must not be
-// presented twice, which would revoke the login).
+function schedule() {
+  clearTimeout(refreshTimer);
+  const tokens = load();
+  if (!tokens) return;
+  const due = Math.max(1000, refreshDueAt(tokens) - Date.now());
+  refreshTimer = setTimeout(() => refresh(tokens).catch(() => {}), due);
+}
+
+// Another tab refreshed or signed out.
 window.addEventListener("storage", (event) => {
   if (event.key !== STORE_KEY) return;
-  tokens = load();
-  if (tokens) schedule();
+  if (load()) schedule();
   else {
     clearTimeout(refreshTimer);
     onSignedOut("You signed out in another tab.");
@@ -77,16 +89,16 @@ export function setSignedOutHandler(handler) {
 }
 
 export function isSignedIn() {
-  return tokens !== null;
+  return load() !== null;
 }
 
 export function start() {
-  if (tokens) schedule();
+  schedule();
 }
 
 /** Test hook and debugging aid: the access token now held, if any. */
 export function accessToken() {
-  return tokens ? tokens.access_token : null;
+  return load()?.access_token ?? null;
 }
 
 async function parseError(response) {
@@ -109,47 +121,106 @@ async function post(path, body, headers = {}) {
   });
 }
 
-/** One refresh at a time, across tabs too; ``stale`` is the access token that was refused. */
-export function refresh(stale = null) {
-  if (!refreshing) {
-    const run = async () => {
-      const latest = load();
-      if (!latest) throw new SignedOut(SIGNED_OUT_MESSAGE);
-      if (stale && latest.access_token !== stale) {
-        tokens = latest; // another tab already refreshed
-        schedule();
-        return;
-      }
-      const response = await post("/auth/refresh", { refresh_token: latest.refresh_token });
+function sleep(ms) {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+function liveLease() {
+  try {
+    const lease = JSON.parse(localStorage.getItem(LEASE_KEY) || "null");
+    return lease && lease.until > Date.now() ? lease : null;
+  } catch {
+    return null;
+  }
+}
+
+async function claimLease() {
+  const held = liveLease();
+  if (held && held.owner !== TAB_ID) return false;
+  localStorage.setItem(LEASE_KEY, JSON.stringify({ owner: TAB_ID, until: Date.now() + LEASE_MS }));
+  await sleep(CLAIM_SETTLE_MS);
+  return liveLease()?.owner === TAB_ID;
+}
+
+function releaseLease() {
+  if (liveLease()?.owner === TAB_ID) localStorage.removeItem(LEASE_KEY);
+}
+
+/** Resolves on the next change another tab makes to localStorage, or after ``ms``. */
+function storageChange(ms) {
+  return new Promise((resolve) => {
+    const done = () => {
+      clearTimeout(timer);
+      window.removeEventListener("storage", done);
+      resolve();
+    };
+    const timer = setTimeout(done, ms);
+    window.addEventListener("storage", done);
+  });
+}
+
+/**
+ * Newer tokens than ``used`` (the pair that is due or was refused): those another tab stored
+ * meanwhile, else a refresh by this tab, else those of the tab that holds the lease.
+ */
+async function refreshOnce(used) {
+  for (;;) {
+    const latest = load();
+    if (!latest) throw new SignedOut(SIGNED_OUT_MESSAGE);
+    if (latest.refresh_token !== used.refresh_token) {
+      schedule();
+      return latest;
+    }
+    if (!(await claimLease())) {
+      await storageChange(250);
+      continue;
+    }
+    try {
+      if (load()?.refresh_token !== used.refresh_token) continue; // stored while claiming
+      const response = await post("/auth/refresh", { refresh_token: used.refresh_token });
       if (response.status === 401 || response.status === 422) {
         forget();
         onSignedOut(SIGNED_OUT_MESSAGE);
         throw new SignedOut(SIGNED_OUT_MESSAGE);
       }
       if (!response.ok) throw await parseError(response);
-      save(await response.json());
-    };
-    const locked = navigator.locks ? navigator.locks.request(LOCK_NAME, run) : run();
-    refreshing = locked.finally(() => {
+      const pair = await response.json();
+      // Signed out (or in again) in another tab meanwhile: that stands.
+      if (load()?.refresh_token !== used.refresh_token) continue;
+      return save(pair);
+    } finally {
+      releaseLease();
+    }
+  }
+}
+
+/** One refresh at a time in this tab; resolves to the tokens to use now. */
+export function refresh(used) {
+  if (!refreshing) {
+    refreshing = refreshOnce(used).finally(() => {
       refreshing = null;
     });
   }
   return refreshing;
 }
 
+/** The stored tokens, refreshed first when due (a background tab's timer may run late). */
+async function currentTokens() {
+  const tokens = load();
+  if (!tokens) throw new SignedOut(SIGNED_OUT_MESSAGE);
+  return Date.now() < refreshDueAt(tokens) ? tokens : refresh(tokens);
+}
+
 /** fetch() with the bearer token; a 401 refreshes the tokens and tries once more. */
 export async function authFetch(path, init = {}) {
-  if (!tokens) throw new SignedOut(SIGNED_OUT_MESSAGE);
-  if (tokens.expires_at - Date.now() < 5000) await refresh(tokens.access_token);
-  const attempt = () => fetch(path, {
+  const attempt = (tokens) => fetch(path, {
     ...init,
     headers: { ...(init.headers || {}), Authorization: `Bearer ${tokens.access_token}` },
   });
-  const used = tokens.access_token;
-  let response = await attempt();
+  const used = await currentTokens();
+  let response = await attempt(used);
   if (response.status === 401) {
-    await refresh(used);
-    response = await attempt();
+    response = await attempt(await refresh(used));
     if (response.status === 401) {
       forget();
       onSignedOut(SIGNED_OUT_MESSAGE);
@@ -189,7 +260,7 @@ export async function register(email, password, firstName, lastName) {
 }
 
 export async function signOut() {
-  const held = tokens;
+  const held = load();
   forget();
   if (!held) return;
   try {
@@ -249,7 +320,7 @@ export async function openStream(path, { method = "GET", body, signal } = {}) {
 
 // -- uploads -----------------------------------------------------------------------------------
 
-function sendUpload(file, onProgress) {
+function sendUpload(file, tokens, onProgress) {
   return new Promise((resolve, reject) => {
     const xhr = new XMLHttpRequest();
     xhr.open("POST", "/upload/document?background=true");
@@ -268,13 +339,10 @@ function sendUpload(file, onProgress) {
 
 /** Upload with progress (0..1); resolves to the document (status "processing"). */
 export async function uploadDocument(file, onProgress) {
-  if (!tokens) throw new SignedOut(SIGNED_OUT_MESSAGE);
-  if (tokens.expires_at - Date.now() < 30000) await refresh(tokens.access_token);
-  let xhr = await sendUpload(file, onProgress);
-  if (xhr.status === 401) {
-    await refresh(tokens.access_token);
-    xhr = await sendUpload(file, onProgress);
-  }
+  let tokens = await currentTokens();
+  if (tokens.expires_at - Date.now() < 30000) tokens = await refresh(tokens);
+  let xhr = await sendUpload(file, tokens, onProgress);
+  if (xhr.status === 401) xhr = await sendUpload(file, await refresh(tokens), onProgress);
   if (xhr.status === 401) {
     forget();
     onSignedOut(SIGNED_OUT_MESSAGE);
