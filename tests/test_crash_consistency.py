@@ -296,13 +296,23 @@ async def test_kill_9_under_concurrent_writes_loses_nothing_acknowledged(
         connection.close()
 
 
+class OpenStream:
+    """A ``/chat/stream`` reply read in the background until its stream ends."""
+
+    def __init__(self) -> None:
+        self.message_id = ""
+        self.deltas: list[str] = []
+        self.closing: dict[str, Any] | None = None  # the last JSON event, ``done: true``
+        self.done_marker = False  # ``data: [DONE]`` came after it
+        self.task: asyncio.Task[None] | None = None
+
+
 async def _open_stream(
     client: httpx.AsyncClient, headers: dict[str, str], session_id: str
-) -> tuple[str, list[str], asyncio.Task[None]]:
+) -> OpenStream:
     """Starts a reply, reads two deltas, then keeps reading in the background until it ends."""
-    deltas: list[str] = []
+    opened = OpenStream()
     ready = asyncio.Event()
-    message_ids: list[str] = []
 
     async def read() -> None:
         import json
@@ -316,22 +326,47 @@ async def _open_stream(
             ) as response:
                 assert response.status_code == 200
                 async for line in response.aiter_lines():
+                    if line == "data: [DONE]":
+                        opened.done_marker = opened.closing is not None
                     if not line.startswith("data: {"):
                         continue
                     event = json.loads(line[len("data: ") :])
                     if "message_id" in event:
-                        message_ids.append(event["message_id"])
+                        opened.message_id = opened.message_id or event["message_id"]
+                    if event.get("done"):
+                        opened.closing = event
                     if event.get("delta"):
-                        deltas.append(event["delta"])
-                        if len(deltas) >= 2:
+                        opened.deltas.append(event["delta"])
+                        if len(opened.deltas) >= 2:
                             ready.set()
         ready.set()
 
-    task = asyncio.create_task(read())
+    opened.task = asyncio.create_task(read())
     await asyncio.wait_for(ready.wait(), timeout=30)
-    assert message_ids
-    assert len(deltas) >= 2
-    return message_ids[0], deltas, task
+    assert opened.message_id
+    assert len(opened.deltas) >= 2
+    return opened
+
+
+async def _open_v1_stream(client: httpx.AsyncClient, headers: dict[str, str]) -> list[str]:
+    """A ``/v1`` stream (nothing stored) read until it ends: its ``data:`` lines."""
+    lines: list[str] = []
+    with contextlib.suppress(httpx.TransportError, httpx.StreamError):
+        async with client.stream(
+            "POST",
+            "/v1/chat/completions",
+            json={
+                "model": "openai:gpt-5.4-mini",
+                "messages": [{"role": "user", "content": "tell me"}],
+                "stream": True,
+            },
+            headers=headers,
+        ) as response:
+            assert response.status_code == 200
+            async for line in response.aiter_lines():
+                if line.startswith("data: "):
+                    lines.append(line)
+    return lines
 
 
 LONG = [f" t{i}" for i in range(400)]  # 20 s at 50 ms a token
@@ -341,25 +376,30 @@ LONG = [f" t{i}" for i in range(400)]  # 20 s at 50 ms a token
 async def test_sigterm_with_open_streams_stores_every_reply(
     server_factory: Any, slow_provider: FakeProviderServer, grace_s: float, tokens: Any
 ) -> None:
-    """20 s replies and a grace of 2 s: the replies are stopped once the grace is spent and
+    """20 s replies and a grace of 2 s: the replies are stopped before the grace is spent and
     stored with their partial text. 3 s replies and a grace of 8 s: they finish and are stored
-    complete. Either way no row is left ``streaming`` and the process is gone in time: the
-    connections get the grace to close, then the replies still running get it again (at most
-    twice the grace, plus a margin for start-up work such as closing the pools)."""
+    complete. Either way no row is left ``streaming``, every open stream (stored replies and a
+    ``/v1`` one) gets its closing event and ``[DONE]``, and the process is gone within the
+    grace plus a margin for closing the pools."""
     server = server_factory(OMNICHAT_SHUTDOWN_GRACE_S=str(grace_s))
     server.start()
     if tokens is not None:
-        slow_provider.script(*[Reply(tokens=tokens, interval_s=0.05) for _ in range(STREAMS)])
+        slow_provider.script(*[Reply(tokens=tokens, interval_s=0.05) for _ in range(STREAMS + 1)])
     try:
         async with httpx.AsyncClient(base_url=server.base, timeout=30) as client:
             headers = await login_headers(client, "crash")
             sessions = [await _new_session(client, headers) for _ in range(STREAMS)]
             opened = [await _open_stream(client, headers, s) for s in sessions]
+            v1_stream = asyncio.create_task(_open_v1_stream(client, headers))
+            await asyncio.sleep(0.5)  # its first chunks are out
             elapsed = await asyncio.to_thread(server.terminate, 2 * grace_s + 30)
-            await asyncio.wait_for(asyncio.gather(*(task for _, _, task in opened)), timeout=30)
+            await asyncio.wait_for(
+                asyncio.gather(*(stream.task for stream in opened if stream.task)), timeout=30
+            )
+            v1_lines = await asyncio.wait_for(v1_stream, timeout=30)
     finally:
         slow_provider.reset()
-    assert elapsed < 2 * grace_s + 5, elapsed
+    assert elapsed < grace_s + 5, elapsed
 
     connection = _sqlite(server.db_path)
     try:
@@ -372,16 +412,24 @@ async def test_sigterm_with_open_streams_stores_every_reply(
     finally:
         connection.close()
     assert _no_streaming(rows)
-    for message_id, deltas, _ in opened:
-        status, content = rows[message_id]
+    for stream in opened:
+        status, content = rows[stream.message_id]
         assert status in TERMINAL, status
-        assert content.startswith("".join(deltas[:2])), (content, deltas)
+        assert content.startswith("".join(stream.deltas[:2])), (content, stream.deltas)
+        # The client saw the ending that was stored, then the end marker.
+        assert stream.closing is not None, stream.deltas
+        assert stream.closing["status"] == status
+        assert stream.done_marker
         if tokens is None:
             assert status == "complete"
             assert len(content) >= len(" ".join(["x"] * 60))  # all 60 tokens
         else:
             assert status in ("stopped", "error")
             assert 0 < len(content) < len("".join(LONG))
+    assert v1_lines[-1] == "data: [DONE]", v1_lines[-3:]
+    if tokens is not None:  # cut: OpenAI's in-stream error says why
+        assert '"error"' in v1_lines[-2], v1_lines[-3:]
+        assert "shutting down" in v1_lines[-2]
 
 
 def _no_streaming(rows: dict[str, tuple[str, str]]) -> bool:

@@ -30,6 +30,7 @@ from omnichat.openai_api.models import router as openai_models_router
 from omnichat.openai_api.routes import router as openai_router
 from omnichat.ops.middleware import BodySizeLimitMiddleware, RequestContextMiddleware
 from omnichat.ops.routes import router as ops_router
+from omnichat.ops.shutdown import on_stop_signal
 from omnichat.settings import Settings
 from omnichat.web.routes import router as web_router
 
@@ -37,6 +38,12 @@ logger = logging.getLogger("omnichat.app")
 UPLOAD_PATH = "/upload/document"
 V1_CHAT_PATH = "/v1/chat/completions"
 MULTIPART_OVERHEAD_BYTES = 64 * 1024
+
+
+def replies_grace_s(shutdown_grace_s: float) -> float:
+    """At SIGTERM, how long running replies may go on: the server's grace for open connections,
+    less the time their streams need to send their closing events and close (up to 1 s)."""
+    return shutdown_grace_s - min(1.0, shutdown_grace_s / 2)
 
 
 async def _warm_up(embedder: object) -> None:
@@ -72,6 +79,10 @@ def create_app(
     settings = settings or Settings()
     container = build_container(settings, model_factories)
 
+    async def begin_shutdown() -> None:
+        """At SIGTERM: running replies end within the grace, their streams with them."""
+        await container.generation.hub.shutdown(replies_grace_s(settings.shutdown_grace_s))
+
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         await passwords.warm_up()
@@ -90,7 +101,8 @@ def create_app(
         if resumed:
             logger.warning("resumed indexing interrupted documents", extra={"count": resumed})
         try:
-            yield
+            with on_stop_signal(begin_shutdown):
+                yield
         finally:
             # In-flight replies finish (or are stopped and stored) before the database closes;
             # documents being indexed stay ``processing`` and resume at the next start.

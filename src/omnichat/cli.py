@@ -80,8 +80,8 @@ def _serve(settings: Settings, host: str, port: int, workers: int) -> None:
         "log_config": None,
         "access_log": False,  # our middleware writes the JSON access log
         "proxy_headers": True,
-        # Open streams hold their connections: uvicorn waits this long for them to close, then
-        # the lifespan stops the replies still running (after the same grace) and stores them.
+        # Open streams hold their connections: uvicorn waits this long for them to close. The
+        # app ends its running replies (and so their streams) just before (ops/shutdown.py).
         "timeout_graceful_shutdown": settings.shutdown_grace_s,
     }
     if workers > 1:

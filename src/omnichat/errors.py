@@ -233,6 +233,11 @@ _OPENAI_ERROR_TYPES = {
 }
 
 
+def openai_error_type(status_code: int) -> str:
+    """OpenAI's ``error.type`` for an HTTP status."""
+    return _OPENAI_ERROR_TYPES.get(status_code, "api_error")
+
+
 def error_response_for(
     path: str,
     status_code: int,
@@ -251,7 +256,7 @@ def error_response_for(
             status_code = 400
         extra["error"] = {
             "message": detail,
-            "type": _OPENAI_ERROR_TYPES.get(status_code, "api_error"),
+            "type": openai_error_type(status_code),
             "param": param,
             "code": code,
         }

@@ -146,14 +146,37 @@ class Settings(BaseSettings):
     llm_retry_max_delay_s: Annotated[float, Field(ge=0)] = 8.0
     llm_max_retry_after_s: Annotated[float, Field(ge=0)] = 30.0
     stream_keepalive_s: Annotated[float, Field(gt=0)] = 15.0
-    # On shutdown, running replies get this long to finish before they are stopped and stored.
+    # SIGTERM/SIGINT: open connections get this long to close. Running replies get it less up to
+    # 1 s, then are stopped and stored, and every stream following one gets its closing event
+    # and [DONE] (a /v1 stream: OpenAI's in-stream error, then [DONE]) before the grace ends.
     shutdown_grace_s: Annotated[float, Field(ge=0)] = 20.0
+
+    # -- the HTTP edge (omnichat.ops.edge), per worker process ------------------------------------
+    # The request line and headers together, in bytes; a longer head gets 431 and its
+    # connection is closed (at most this plus one 256 KiB read is ever held for it).
+    max_header_bytes: Annotated[int, Field(ge=1024, le=16 * 1024 * 1024)] = 64 * 1024
+    # Seconds a client has to send a whole request head, from opening its connection or from
+    # the first byte of its next request; then 408 and the connection is closed.
+    header_timeout_s: Annotated[float, Field(gt=0, le=3600)] = 10.0
+    # Seconds a kept-alive connection may sit idle between requests before it is closed.
+    keep_alive_timeout_s: Annotated[float, Field(gt=0, le=3600)] = 5.0
+    # Open connections per client address (the peer); more get 429 and are closed at once.
+    # Trusted proxies (uvicorn's FORWARDED_ALLOW_IPS, default 127.0.0.1 and ::1) are not capped:
+    # every client behind one arrives from its address, so the proxy must cap them.
+    max_connections_per_address: Annotated[int, Field(ge=1)] = 100
+    # Clients re-attached at once to a user's running replies (GET /chat/stream/{id}); more
+    # get 429 with Retry-After until one leaves. Shared through Redis when it is configured.
+    max_followers_per_user: Annotated[int, Field(ge=1)] = 20
 
     # -- limits on generation, per user ----------------------------------------------------------
     redis_url: str | None = None
     generation_rate_limit: Rate = "60/minute"
     # Failed logins per email (successful ones never count).
     failed_login_limit: Rate = "10/15 minutes"
+    # Every login and every registration attempt per client address (the peer, or behind a
+    # trusted proxy the address it forwards), counted before any password is hashed.
+    login_address_limit: Rate = "30/minute"
+    register_address_limit: Rate = "20/hour"
     # Uploads refused as too complex to index (a parser's time or memory ran out), per user:
     # past it, uploads answer 429 until the window moves on.
     failed_upload_limit: Rate = "5/10 minutes"

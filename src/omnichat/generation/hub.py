@@ -15,6 +15,7 @@ from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from omnichat.errors import AppError, NotFound, ServiceUnavailable
 from omnichat.llm.types import Usage
 
 # Finished replies stay only for followers still reading them; later re-attaches read the database.
@@ -24,6 +25,8 @@ FINISHED_REPLY_TTL_S = 30.0
 ABANDONED_TTL_S = 60.0
 # How long ``abandon`` waits for the replies it stopped to finish (and free their slots).
 ABANDON_WAIT_S = 5.0
+# Why a reply made in a request ended at shutdown (a 503: the client may ask again elsewhere).
+SHUTTING_DOWN = "The server is shutting down; ask again"
 
 
 @dataclass(frozen=True)
@@ -149,18 +152,24 @@ FollowItem = list[str] | ReplyFinal | None  # None: nothing new within the keep-
 @dataclass(eq=False)
 class RequestReply:
     """A reply generated inside its own request, never stored (``/v1``, ``/api/cohere/generate``,
-    ``/inference/query`` without a session). When its account is deleted, ``abandoned`` says
-    why and the request's task is cancelled; the request then answers with that reason."""
+    ``/inference/query`` without a session). When it must end from outside (its account is
+    deleted: 404; the server is shutting down: 503), ``ended`` is that error and the request's
+    task is cancelled; the request then answers with the error (in-stream when streaming)."""
 
     user_id: str
     task: asyncio.Task[Any]
-    abandoned: str | None = None
+    ended: AppError | None = None
+
+    def end(self, error: AppError) -> None:
+        if self.ended is None:
+            self.ended = error
+            self.task.cancel()
 
     def take_back_cancel(self) -> bool:
-        """Called on a ``CancelledError`` in the request: True when it was the abandon, which
-        is then taken back so the request can still answer; False for any other cancellation
-        (the client went away, shutdown), which must propagate."""
-        if self.abandoned is None:
+        """Called on a ``CancelledError`` in the request: True when it was ``end``, which is
+        then taken back so the request can still answer; False for any other cancellation
+        (the client went away), which must propagate."""
+        if self.ended is None:
             return False
         self.task.uncancel()
         return True
@@ -295,8 +304,7 @@ class InProcessHub:
 
     async def abandon_user(self, user_id: str, reason: str) -> None:
         for in_request in list(self._in_requests.get(user_id, ())):
-            in_request.abandoned = reason
-            in_request.task.cancel()
+            in_request.end(NotFound(reason))
         stored = [key for key, reply in self._replies.items() if reply.user_id == user_id]
         await self.abandon(stored, reason)
 
@@ -315,17 +323,29 @@ class InProcessHub:
                 del self._in_requests[reply.user_id]
 
     async def shutdown(self, grace_s: float) -> None:
-        """Let running replies finish for ``grace_s``, then stop them; they store what they have."""
-        running = [
-            r.task for r in self._replies.values() if r.task is not None and not r.task.done()
-        ]
-        if not running:
-            return
-        _, pending = await asyncio.wait(running, timeout=grace_s)
-        for task in pending:
-            task.cancel()
-        if pending:
-            await asyncio.wait(pending, timeout=10)
+        """Lets the replies running here (stored, or made in a request) finish for ``grace_s``,
+        then ends them: a stored one is stopped and stores what it has (its streams close with
+        that ending and ``[DONE]``); one in a request ends with a 503 (streamed: an in-stream
+        error, then ``[DONE]``). Returns once they have ended, or 10 s after the grace. Called
+        at SIGTERM, so that streams close before the server's own grace runs out, and by the
+        lifespan, which then finds nothing left."""
+        running = self._running_tasks()
+        if running:
+            await asyncio.wait(running, timeout=grace_s)
+        ending = self._running_tasks()
+        for reply in self._replies.values():
+            if reply.task is not None:
+                reply.task.cancel()
+        for in_requests in list(self._in_requests.values()):
+            for in_request in list(in_requests):
+                in_request.end(ServiceUnavailable(SHUTTING_DOWN))
+        if ending:
+            await asyncio.wait(ending, timeout=10)
+
+    def _running_tasks(self) -> list[asyncio.Task[Any]]:
+        stored = [reply.task for reply in self._replies.values() if reply.task is not None]
+        in_requests = [r.task for replies in self._in_requests.values() for r in replies]
+        return [task for task in (*stored, *in_requests) if not task.done()]
 
     def _evict_finished(self) -> None:
         now = time.monotonic()

@@ -24,7 +24,7 @@ from omnichat.chats.service import HISTORY_PAGE_ROWS, ChatService, ConversationR
 from omnichat.db.base import utcnow
 from omnichat.db.engine import Database
 from omnichat.db.unit_of_work import unit_of_work
-from omnichat.errors import NotFound, UnsupportedField
+from omnichat.errors import UnsupportedField
 from omnichat.generation.choices import all_or_none
 from omnichat.generation.hub import LiveReply, ReplyFinal, RequestReply, StreamHub
 from omnichat.generation.limits import GenerationLimiter
@@ -244,7 +244,8 @@ class GenerationService:
         self, user_id: str, ref: ModelRef, prompt: Prompt, *, rag: bool = False, choices: int = 1
     ) -> Generated:
         """Under the user's rate and concurrency limits (429 when exceeded; ``choices`` calls,
-        run concurrently, hold one slot). 404 when the account is deleted meanwhile; the first
+        run concurrently, hold one slot). 404 when the account is deleted meanwhile, 503 when
+        the server shuts down before it is done; the first
         failing choice's error, the others cancelled."""
         in_request = await self.begin_request_reply(user_id)
         try:
@@ -263,7 +264,8 @@ class GenerationService:
         except asyncio.CancelledError:
             if not in_request.take_back_cancel():
                 raise
-            raise NotFound(in_request.abandoned) from None
+            assert in_request.ended is not None
+            raise in_request.ended from None
         finally:
             await self.end_request_reply(in_request)
 

@@ -17,7 +17,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, StreamingResponse
 
 from omnichat.deps import CurrentUser, GenerationDep
-from omnichat.errors import NotFound, error_responses
+from omnichat.errors import NotFound, error_responses, openai_error_type
 from omnichat.generation.choices import all_or_none, close_streams, indexed, merged
 from omnichat.generation.hub import RequestReply
 from omnichat.generation.service import GenerationService, choice_prompts
@@ -144,7 +144,8 @@ async def chat_completions(
         await close_streams(events)
         await generation.end_request_reply(in_request)
         if isinstance(error, asyncio.CancelledError) and in_request.take_back_cancel():
-            raise NotFound(in_request.abandoned) from None
+            assert in_request.ended is not None
+            raise in_request.ended from None
         raise
     include_usage = bool(body.stream_options and body.stream_options.include_usage)
     chunks = _chunk_stream(
@@ -156,6 +157,12 @@ async def chat_completions(
         ),
     )
     return EventStreamResponse(chunks)
+
+
+def _stream_error(message: str, error_type: str) -> bytes:
+    """OpenAI's in-stream error event (the SDKs raise it as ``APIError``), then ``[DONE]`` for
+    clients that read up to the end marker."""
+    return sse_data({"error": {"message": message, "type": error_type, "code": None}}) + DONE
 
 
 @dataclass(frozen=True)
@@ -223,14 +230,12 @@ async def _chunk_stream(
         yield DONE
     except ProviderError as error:
         # After the first token the status is sent: OpenAI's in-stream error event instead.
-        yield sse_data(
-            {"error": {"message": error.client_message, "type": "provider_error", "code": None}}
-        )
+        yield _stream_error(error.client_message, "provider_error")
     except asyncio.CancelledError:
         if not in_request.take_back_cancel():
-            raise  # the client went away, or the server is stopping
-        yield sse_data(
-            {"error": {"message": in_request.abandoned, "type": "not_found_error", "code": None}}
-        )
+            raise  # the client went away
+        assert in_request.ended is not None  # the account was deleted, or shutdown
+        ended = in_request.ended
+        yield _stream_error(ended.detail, openai_error_type(ended.status_code))
     finally:
         await generation.end_request_reply(in_request)
