@@ -34,6 +34,11 @@ os.environ.setdefault(
     str(Path(tempfile.gettempdir()) / f"omnichat-test-models-{os.getuid()}"),
 )
 
+# Every in-process test client is one address (127.0.0.1): the per-address limits on logins and
+# registrations are tested on apps of their own (tests/test_login_throttle.py).
+os.environ.setdefault("OMNICHAT_LOGIN_ADDRESS_LIMIT", "100000/minute")
+os.environ.setdefault("OMNICHAT_REGISTER_ADDRESS_LIMIT", "100000/minute")
+
 pytest_plugins = ["tests.fakes.fixtures", "tests.s3_server"]
 
 TEST_SECRET = "test-secret-key-0123456789abcdefghijklmnopqrstuvwxyz"

@@ -146,7 +146,15 @@ def test_placeholder_secret_refused(tmp_path: Path) -> None:
     assert "placeholder" in result.stderr
 
 
-@pytest.mark.parametrize("field", ["generation_rate_limit", "failed_login_limit"])
+@pytest.mark.parametrize(
+    "field",
+    [
+        "generation_rate_limit",
+        "failed_login_limit",
+        "login_address_limit",
+        "register_address_limit",
+    ],
+)
 def test_a_rate_that_is_not_one_is_refused_at_start_up(field: str, tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="not a rate such as"):
         Settings(data_dir=tmp_path, **{field: "1000000"})

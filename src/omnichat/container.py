@@ -8,7 +8,7 @@ from datetime import timedelta
 
 from omnichat.accounts.service import AccountService
 from omnichat.apikeys.service import ApiKeyService
-from omnichat.auth.service import AuthService
+from omnichat.auth.service import AddressLimits, AuthService
 from omnichat.auth.tokens import AccessTokenCodec
 from omnichat.blobs.factory import build_blob_store
 from omnichat.chats.service import ChatService, ContentLimits
@@ -117,10 +117,21 @@ def build_container(
         document_lane,
         scratch_dir=scratch_dir,
     )
+    api_keys = ApiKeyService()
     auth = AuthService(
         codec,
         timedelta(days=settings.refresh_token_days),
         rate_window(settings.failed_login_limit, settings.redis_url, namespace="login"),
+        api_keys=api_keys,
+        address_limits=AddressLimits(
+            logins=rate_window(
+                settings.login_address_limit, settings.redis_url, namespace="login-address"
+            ),
+            registrations=rate_window(
+                settings.register_address_limit, settings.redis_url, namespace="register-address"
+            ),
+        ),
+        refresh_reuse_leeway=timedelta(seconds=settings.refresh_reuse_leeway_s),
     )
     documents = DocumentService(
         database,
@@ -142,7 +153,7 @@ def build_container(
         auth=auth,
         chats=chats,
         generation=generation,
-        api_keys=ApiKeyService(),
+        api_keys=api_keys,
         documents=documents,
         accounts=AccountService(auth, chats, documents, hub),
         retriever=retriever,

@@ -21,7 +21,7 @@ from omnichat.chats.service import ChatService
 from omnichat.container import Container
 from omnichat.db.unit_of_work import unit_of_work
 from omnichat.documents.service import DocumentService
-from omnichat.errors import Unauthorized
+from omnichat.errors import Forbidden, Unauthorized
 from omnichat.generation.service import GenerationService
 from omnichat.rag.embedding_service import EmbeddingService
 from omnichat.settings import Settings
@@ -148,3 +148,28 @@ async def get_current_user(caller: CurrentCaller) -> User:
 
 
 CurrentUser = Annotated[User, Depends(get_current_user)]
+
+API_KEY_MANAGES_NO_KEYS = (
+    "An API key cannot create or list API keys; use an access token from a password login"
+)
+
+
+async def get_login_user(caller: CurrentCaller) -> User:
+    """The user of an access token (a password login); 403 for a personal API key, which must
+    not mint or enumerate credentials beside itself."""
+    if caller.family_id is None:
+        raise Forbidden(API_KEY_MANAGES_NO_KEYS)
+    return caller.user
+
+
+LoginUser = Annotated[User, Depends(get_login_user)]
+
+
+async def get_client_address(request: Request) -> str:
+    """The client's address, for per-address limits: the peer, or behind a trusted proxy
+    the address it forwards (``omnichat serve`` runs uvicorn with ``proxy_headers``, which
+    trusts ``X-Forwarded-For`` from ``FORWARDED_ALLOW_IPS``, 127.0.0.1 by default)."""
+    return request.client.host if request.client else "unknown"
+
+
+ClientAddress = Annotated[str, Depends(get_client_address)]

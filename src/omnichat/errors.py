@@ -85,6 +85,13 @@ class Unauthorized(AppError):
         self.keep_changes = keep_changes
 
 
+class Forbidden(AppError):
+    """Authenticated, but this credential may not do this (e.g. an API key managing keys)."""
+
+    status_code = 403
+    detail = "Forbidden"
+
+
 class NotFound(AppError):
     status_code = 404
     detail = "Not found"
@@ -180,6 +187,7 @@ class OpenAIValidationErrorOut(ValidationErrorOut):
 _ERROR_DESCRIPTIONS = {
     400: "Bad request (e.g. an unknown model name, an email already registered)",
     401: "Missing, invalid or expired credentials",
+    403: "This credential may not do this (e.g. an API key managing API keys)",
     404: "Not found; another user's object answers exactly like a missing one",
     409: "Conflict (e.g. a quota on the number of objects)",
     410: "Gone: the object exists but what was asked of it can no longer be given",

@@ -86,6 +86,9 @@ class Settings(BaseSettings):
 
     access_token_minutes: Annotated[int, Field(ge=1, le=24 * 60)] = 15
     refresh_token_days: Annotated[int, Field(ge=1, le=365)] = 30
+    # A rotated refresh token presented again this many seconds after its rotation at most (a
+    # retry, a second tab) gets a pair of the same login; later, reuse ends the login. 0: none.
+    refresh_reuse_leeway_s: Annotated[float, Field(ge=0, le=600)] = 30.0
 
     max_title_chars: Annotated[int, Field(ge=1, le=10_000)] = 200
     max_message_chars: Annotated[int, Field(ge=1, le=10_000_000)] = 100_000

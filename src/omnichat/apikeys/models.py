@@ -23,3 +23,5 @@ class ApiKey(IdMixin, Base):
     key_hash: Mapped[str] = mapped_column(String(64), unique=True, nullable=False)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, nullable=False)
     last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # None: valid until revoked. An expired key is refused like a revoked one.
+    expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime())

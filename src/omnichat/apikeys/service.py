@@ -7,7 +7,7 @@ import secrets
 from dataclasses import dataclass
 from datetime import timedelta
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import delete, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from omnichat.apikeys.models import ApiKey
@@ -17,6 +17,7 @@ from omnichat.errors import BadRequest, NotFound, Unauthorized
 
 API_KEY_PREFIX = "sk-omni-"
 MAX_KEYS_PER_USER = 50
+MAX_EXPIRY_DAYS = 3650
 # last_used_at is a hint for the owner, not an audit log: written at most this often.
 LAST_USED_RESOLUTION = timedelta(minutes=10)
 
@@ -36,7 +37,11 @@ class CreatedKey:
 
 
 class ApiKeyService:
-    async def create(self, db: AsyncSession, user_id: str, name: str) -> CreatedKey:
+    async def create(
+        self, db: AsyncSession, user_id: str, name: str, *, expires_in_days: int | None = None
+    ) -> CreatedKey:
+        """A new key, valid for ``expires_in_days`` days (1 to ``MAX_EXPIRY_DAYS``) or until
+        revoked (None). 400 past ``MAX_KEYS_PER_USER`` keys."""
         count = await db.scalar(
             select(func.count()).select_from(ApiKey).where(ApiKey.user_id == user_id)
         )
@@ -48,6 +53,9 @@ class ApiKeyService:
             name=name,
             prefix=key[: len(API_KEY_PREFIX) + 4],
             key_hash=hash_api_key(key),
+            expires_at=(
+                None if expires_in_days is None else utcnow() + timedelta(days=expires_in_days)
+            ),
         )
         db.add(record)
         await db.flush()
@@ -66,12 +74,22 @@ class ApiKeyService:
         if result.rowcount != 1:  # type: ignore[attr-defined]
             raise NotFound("API key not found")
 
+    async def revoke_all(self, db: AsyncSession, user_id: str) -> int:
+        """Revokes every key of the user; returns how many there were."""
+        result = await db.execute(delete(ApiKey).where(ApiKey.user_id == user_id))
+        return int(result.rowcount)  # type: ignore[attr-defined]
+
     async def user_for_key(self, db: AsyncSession, key: str) -> tuple[User, ApiKey]:
+        """The owner and record of a live key; 401 for an unknown, revoked or expired one
+        (all alike)."""
         row = (
             await db.execute(
                 select(User, ApiKey)
                 .join(ApiKey, ApiKey.user_id == User.id)
-                .where(ApiKey.key_hash == hash_api_key(key))
+                .where(
+                    ApiKey.key_hash == hash_api_key(key),
+                    or_(ApiKey.expires_at.is_(None), ApiKey.expires_at > utcnow()),
+                )
             )
         ).one_or_none()
         if row is None:

@@ -22,6 +22,7 @@ from omnichat.auth.schemas import (
     LogoutRequest,
     MessageResponse,
     PasswordField,
+    ProfileUpdated,
     ProfileUpdateRequest,
     RefreshRequest,
     RegisterRequest,
@@ -33,6 +34,7 @@ from omnichat.deps import (
     AccountsDep,
     AuthServiceDep,
     BearerToken,
+    ClientAddress,
     CurrentCaller,
     CurrentUser,
     ReadSession,
@@ -42,9 +44,10 @@ from omnichat.errors import Unauthorized, error_responses
 
 BAD_EMAIL_LOGIN = "Incorrect email or password"
 BAD_USERNAME_LOGIN = "Incorrect username or password"  # seed 001's documented body
-# 400: email taken; 422: invalid input or a weak password.
-REGISTER_ERRORS = error_responses(400, 413, 422)
-# 429: too many failed logins for the email.
+# 400: email taken; 422: invalid input or a weak password; 429: too many registrations from
+# the client's address.
+REGISTER_ERRORS = error_responses(400, 413, 422, 429)
+# 429: too many failed logins for the email, or too many attempts from the client's address.
 LOGIN_ERRORS = error_responses(401, 413, 422, 429)
 # The form login: 400 for a malformed form body too.
 TOKEN_ERRORS = error_responses(400, 401, 413, 422, 429)
@@ -55,11 +58,14 @@ PROFILE_ERRORS = error_responses(400, 401, 413, 422, 429)
 DELETE_ACCOUNT_ERRORS = error_responses(400, 401, 413, 422, 429)
 
 
-async def _register(db: AsyncSession, auth: AuthService, body: RegisterRequest) -> User:
+async def _register(
+    db: AsyncSession, auth: AuthService, body: RegisterRequest, client_address: str
+) -> User:
     return await auth.register(
         db,
         email=body.email,
         password=body.password,
+        client_address=client_address,
         username=body.username,
         first_name=body.first_name,
         last_name=body.last_name,
@@ -73,9 +79,10 @@ async def _login(
     email: str,
     password: str,
     failure: str,
+    client_address: str,
 ) -> tuple[User, TokenPair]:
     # Verify on a read transaction: the ~50 ms of argon2 must not hold SQLite's write lock.
-    user = await auth.authenticate(read_db, email, password)
+    user = await auth.authenticate(read_db, email, password, client_address=client_address)
     if user is None:
         raise Unauthorized(failure)
     await auth.upgrade_hash_if_needed(write_db, user, password)
@@ -112,17 +119,23 @@ express_router = APIRouter(prefix="/api/auth", tags=["accounts (seed 000)"])
     responses=REGISTER_ERRORS,
 )
 async def express_register(
-    body: RegisterRequest, db: WriteSession, auth: AuthServiceDep
+    body: RegisterRequest, db: WriteSession, auth: AuthServiceDep, client_address: ClientAddress
 ) -> ExpressAuthResponse:
-    user = await _register(db, auth, body)
+    user = await _register(db, auth, body, client_address)
     return _express_auth_response(user, await auth.start_login(db, user))
 
 
 @express_router.post("/login", response_model=ExpressAuthResponse, responses=LOGIN_ERRORS)
 async def express_login(
-    body: LoginRequest, read_db: ReadSession, write_db: WriteSession, auth: AuthServiceDep
+    body: LoginRequest,
+    read_db: ReadSession,
+    write_db: WriteSession,
+    auth: AuthServiceDep,
+    client_address: ClientAddress,
 ) -> ExpressAuthResponse:
-    user, tokens = await _login(read_db, write_db, auth, body.email, body.password, BAD_EMAIL_LOGIN)
+    user, tokens = await _login(
+        read_db, write_db, auth, body.email, body.password, BAD_EMAIL_LOGIN, client_address
+    )
     return _express_auth_response(user, tokens)
 
 
@@ -153,10 +166,13 @@ async def oauth_token(
     read_db: ReadSession,
     write_db: WriteSession,
     auth: AuthServiceDep,
+    client_address: ClientAddress,
 ) -> TokenResponse:
     if "\x00" in username:
         raise Unauthorized(BAD_USERNAME_LOGIN)
-    _, tokens = await _login(read_db, write_db, auth, username, password, BAD_USERNAME_LOGIN)
+    _, tokens = await _login(
+        read_db, write_db, auth, username, password, BAD_USERNAME_LOGIN, client_address
+    )
     return _token_response(tokens)
 
 
@@ -165,9 +181,9 @@ async def oauth_token(
     "/users", response_model=UserOut, responses=REGISTER_ERRORS, include_in_schema=False
 )
 async def oauth_create_user(
-    body: RegisterRequest, db: WriteSession, auth: AuthServiceDep
+    body: RegisterRequest, db: WriteSession, auth: AuthServiceDep, client_address: ClientAddress
 ) -> UserOut:
-    return UserOut.of(await _register(db, auth, body))
+    return UserOut.of(await _register(db, auth, body, client_address))
 
 
 @oauth_router.get("/users/me/", response_model=UserOut, responses=error_responses(401))
@@ -178,16 +194,17 @@ async def oauth_me(user: CurrentUser) -> UserOut:
     return UserOut.of(user)
 
 
-@oauth_router.put("/users/me/", response_model=UserOut, responses=PROFILE_ERRORS)
+@oauth_router.put("/users/me/", response_model=ProfileUpdated, responses=PROFILE_ERRORS)
 @oauth_router.put(
-    "/users/me", response_model=UserOut, responses=PROFILE_ERRORS, include_in_schema=False
+    "/users/me", response_model=ProfileUpdated, responses=PROFILE_ERRORS, include_in_schema=False
 )
 async def oauth_update_me(
     body: ProfileUpdateRequest, caller: CurrentCaller, db: WriteSession, auth: AuthServiceDep
-) -> UserOut:
+) -> ProfileUpdated:
     """Profile fields. ``email`` (with ``current_password``) changes the address (unique,
     case-insensitive) and ends every other login; ``password`` (with ``current_password``)
-    changes the password and ends every login, this one included. All or nothing."""
+    changes the password, ends every login, this one included, and revokes every API key
+    (``api_keys_revoked`` says how many). All or nothing."""
     changes = AccountChanges(
         username=body.username,
         first_name=body.first_name,
@@ -198,7 +215,7 @@ async def oauth_update_me(
     updated = await auth.update_account(
         db, caller.user, changes, body.current_password, keep_family_id=caller.family_id
     )
-    return UserOut.of(updated)
+    return ProfileUpdated.of(updated.user, api_keys_revoked=updated.api_keys_revoked)
 
 
 @oauth_router.delete(
@@ -225,15 +242,23 @@ auth_router = APIRouter(prefix="/auth", tags=["accounts (seed 003)"])
 
 
 @auth_router.post("/register", response_model=UserOut, responses=REGISTER_ERRORS)
-async def auth_register(body: RegisterRequest, db: WriteSession, auth: AuthServiceDep) -> UserOut:
-    return UserOut.of(await _register(db, auth, body))
+async def auth_register(
+    body: RegisterRequest, db: WriteSession, auth: AuthServiceDep, client_address: ClientAddress
+) -> UserOut:
+    return UserOut.of(await _register(db, auth, body, client_address))
 
 
 @auth_router.post("/login", response_model=TokenResponse, responses=LOGIN_ERRORS)
 async def auth_login(
-    body: LoginRequest, read_db: ReadSession, write_db: WriteSession, auth: AuthServiceDep
+    body: LoginRequest,
+    read_db: ReadSession,
+    write_db: WriteSession,
+    auth: AuthServiceDep,
+    client_address: ClientAddress,
 ) -> TokenResponse:
-    _, tokens = await _login(read_db, write_db, auth, body.email, body.password, BAD_EMAIL_LOGIN)
+    _, tokens = await _login(
+        read_db, write_db, auth, body.email, body.password, BAD_EMAIL_LOGIN, client_address
+    )
     return _token_response(tokens)
 
 

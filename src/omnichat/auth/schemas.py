@@ -79,6 +79,17 @@ class UserOut(BaseModel):
         )
 
 
+class ProfileUpdated(UserOut):
+    """``PUT /users/me/``: the user, and how many API keys the change revoked (a new password
+    revokes them all; otherwise 0)."""
+
+    api_keys_revoked: int = 0
+
+    @classmethod
+    def of(cls, user: User, *, api_keys_revoked: int = 0) -> ProfileUpdated:
+        return cls(**UserOut.of(user).model_dump(), api_keys_revoked=api_keys_revoked)
+
+
 class TokenResponse(BaseModel):
     access_token: str
     token_type: str = "bearer"  # noqa: S105 - the OAuth2 token type, not a secret

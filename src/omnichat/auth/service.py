@@ -10,6 +10,7 @@ from sqlalchemy import ColumnElement, and_, bindparam, exists, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from omnichat.apikeys.service import ApiKeyService
 from omnichat.auth.models import RefreshToken, TokenFamily, User
 from omnichat.auth.passwords import (
     check_password_policy,
@@ -37,6 +38,23 @@ class TokenPair:
     access_token: str
     refresh_token: str
     expires_in: int
+
+
+@dataclass(frozen=True)
+class UpdatedAccount:
+    """The user as changed, and how many API keys the change revoked (a new password
+    revokes them all)."""
+
+    user: User
+    api_keys_revoked: int
+
+
+@dataclass(frozen=True)
+class AddressLimits:
+    """Attempts per client address (every attempt counts, before any password is hashed)."""
+
+    logins: RateWindow
+    registrations: RateWindow
 
 
 @dataclass(frozen=True)
@@ -80,12 +98,19 @@ class AuthService:
         codec: AccessTokenCodec,
         refresh_lifetime: timedelta,
         failed_logins: RateWindow | None = None,
+        *,
+        api_keys: ApiKeyService,
+        address_limits: AddressLimits | None = None,
+        refresh_reuse_leeway: timedelta = timedelta(0),
     ) -> None:
         self._codec = codec
         self._refresh_lifetime = refresh_lifetime
         # Failed logins per email: a password-guessing brake that never touches a user who
         # types the right password (only failures count).
         self._failed_logins = failed_logins
+        self._api_keys = api_keys
+        self._address_limits = address_limits
+        self._reuse_leeway = refresh_reuse_leeway
 
     # -- accounts -----------------------------------------------------------------------------
 
@@ -95,10 +120,15 @@ class AuthService:
         *,
         email: str,
         password: str,
+        client_address: str,
         username: str | None = None,
         first_name: str | None = None,
         last_name: str | None = None,
     ) -> User:
+        """The new user. 400 if the email is taken, 422 for a weak password, 429 (with
+        ``Retry-After``) past the registrations allowed from ``client_address``."""
+        if self._address_limits is not None:
+            await _hit(self._address_limits.registrations, client_address, "registrations")
         email = normalize_email(email)
         check_password_policy(password, email=email)
         # Hash before the first query: on SQLite a write transaction holds the database lock.
@@ -120,9 +150,14 @@ class AuthService:
             raise BadRequest(EMAIL_TAKEN) from exc
         return user
 
-    async def authenticate(self, db: AsyncSession, email: str, password: str) -> User | None:
+    async def authenticate(
+        self, db: AsyncSession, email: str, password: str, *, client_address: str
+    ) -> User | None:
         """The user for these credentials, or None; the same work is done for unknown emails.
-        After too many failures for one email, 429 until the window moves on."""
+        429 (with ``Retry-After``) past the attempts allowed from ``client_address``, or after
+        too many failures for one email, until the window moves on."""
+        if self._address_limits is not None:
+            await _hit(self._address_limits.logins, client_address, "login attempts")
         email = normalize_email(email)
         await self._check_failed_logins(email)
         user = await self._find_by_email(db, email)
@@ -147,14 +182,15 @@ class AuthService:
         current_password: str | None,
         *,
         keep_family_id: str | None,
-    ) -> User:
+    ) -> UpdatedAccount:
         """Applies ``changes`` all together or not at all. A new ``email`` or ``password``
         needs ``current_password`` (400 without it or when wrong; wrong ones count as failed
         logins). A new email stays unique case-insensitively (400 if taken) and ends every
         other login (``keep_family_id``: the caller's own; None for an API key, then every
-        login ends); a new password ends every login. The argon2 work (checking the current
-        password, hashing the new one) is done before ``db`` runs its first statement: on
-        SQLite that transaction holds the only write connection."""
+        login ends); a new password ends every login and revokes every API key (their number
+        is in the result). The argon2 work (checking the current password, hashing the new
+        one) is done before ``db`` runs its first statement: on SQLite that transaction holds
+        the only write connection."""
         email = normalize_email(changes.email) if changes.email is not None else None
         if email is not None or changes.password is not None:
             what = " and ".join(
@@ -186,12 +222,15 @@ class AuthService:
             if keep_family_id is not None:
                 others = and_(others, TokenFamily.id != keep_family_id)
             await self._revoke_families(db, others, reason="email_change")
+        api_keys_revoked = 0
         if new_hash is not None:
             row.password_hash = new_hash
             row.token_version += 1
             await self._revoke_all_families(db, user.id, reason="password_change")
+            # A key made with a stolen token must not outlive the password it was stolen under.
+            api_keys_revoked = await self._api_keys.revoke_all(db, user.id)
         await db.flush()
-        return row
+        return UpdatedAccount(row, api_keys_revoked)
 
     async def verify_current_password(
         self, user: User, current_password: str | None, purpose: str
@@ -228,6 +267,11 @@ class AuthService:
         return await self._issue_pair(db, family.id, user)
 
     async def refresh(self, db: AsyncSession, presented: str) -> TokenPair:
+        """A new pair of the presented token's login, which rotates the token. A token already
+        rotated gets one too within the reuse leeway of its (first) rotation: a retry, a second
+        tab, or a concurrent refresh, on any worker (the rotation time is in the database).
+        Past the leeway, reuse revokes the login (401, and the revocation is committed).
+        401 for an unknown, expired or revoked token."""
         row = (
             await db.execute(
                 select(RefreshToken, TokenFamily, User)
@@ -242,18 +286,30 @@ class AuthService:
         now = utcnow()
         if family.revoked_at is not None or family.expires_at <= now:
             raise Unauthorized(INVALID_REFRESH)
-        if token.rotated_at is not None:
-            await self._revoke_reused_family(db, family.id)
-        # Conditional update: of two concurrent refreshes with one token, exactly one wins.
-        claimed = await db.execute(
-            update(RefreshToken)
-            .where(RefreshToken.id == token.id, RefreshToken.rotated_at.is_(None))
-            .values(rotated_at=now)
-            .execution_options(synchronize_session=False)
+        if token.rotated_at is None:
+            # Conditional update: of two concurrent refreshes with one token, exactly one
+            # rotates it. On PostgreSQL the loser's update waits for the winner's commit.
+            claimed = await db.execute(
+                update(RefreshToken)
+                .where(RefreshToken.id == token.id, RefreshToken.rotated_at.is_(None))
+                .values(rotated_at=now)
+                .execution_options(synchronize_session=False)
+            )
+            if claimed.rowcount == 1:  # type: ignore[attr-defined]
+                return await self._issue_pair(db, family.id, user)
+        # Already rotated, maybe by a concurrent request that just committed: read it afresh
+        # (a column, not the entity: the identity map holds the stale row).
+        rotated_at = await db.scalar(
+            select(RefreshToken.rotated_at).where(RefreshToken.id == token.id)
         )
-        if claimed.rowcount != 1:  # type: ignore[attr-defined]
-            await self._revoke_reused_family(db, family.id)
-        return await self._issue_pair(db, family.id, user)
+        if rotated_at is None:  # deleted meanwhile (the account went)
+            raise Unauthorized(INVALID_REFRESH)
+        # The racing winner may have stamped a time after ours: still within.
+        if self._reuse_leeway > timedelta(0) and now - rotated_at <= self._reuse_leeway:
+            # A fresh token of the same family; the presented one keeps its first rotation
+            # time, so reusing it again does not extend the leeway.
+            return await self._issue_pair(db, family.id, user)
+        await self._revoke_reused_family(db, family.id)
 
     async def logout(
         self, db: AsyncSession, *, refresh_token: str | None, claims: AccessClaims | None
@@ -333,3 +389,10 @@ class AuthService:
         if user is None:
             raise Unauthorized()
         return user
+
+
+async def _hit(window: RateWindow, client_address: str, what: str) -> None:
+    """Counts an attempt from ``client_address``; 429 past the window's allowance."""
+    wait_s = await window.hit(client_address)
+    if wait_s is not None:
+        raise TooManyRequests.after(wait_s, f"Too many {what} from this address")
