@@ -123,7 +123,18 @@ class Caller:
     family_id: str | None
 
 
-async def get_caller(token: BearerToken, container: ContainerDep) -> Caller:
+# Where ``AuthenticateFirstRoute`` leaves the caller it authenticated before reading the body.
+CALLER_SCOPE_KEY = "omnichat.caller"
+
+
+async def get_caller(request: Request, token: BearerToken, container: ContainerDep) -> Caller:
+    caller = request.scope.get(CALLER_SCOPE_KEY)
+    if isinstance(caller, Caller):
+        return caller
+    return await authenticate(token, container)
+
+
+async def authenticate(token: str | None, container: Container) -> Caller:
     """The caller, from an access token or a personal API key. A short read of its own: write
     requests then take the SQLite write lock only for their own work."""
     if not token:

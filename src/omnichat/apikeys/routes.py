@@ -10,11 +10,12 @@ from pydantic import BaseModel, Field, StringConstraints
 
 from omnichat.apikeys.models import ApiKey
 from omnichat.apikeys.service import MAX_EXPIRY_DAYS
+from omnichat.authenticate_first import AuthenticateFirstRoute
 from omnichat.deps import ApiKeyServiceDep, CurrentUser, LoginUser, ReadSession, WriteSession
 from omnichat.errors import error_responses
 from omnichat.schemas import RequestModel, UTCTimestamp
 
-router = APIRouter(prefix="/api-keys", tags=["API keys"])
+router = APIRouter(prefix="/api-keys", tags=["API keys"], route_class=AuthenticateFirstRoute)
 
 
 class ApiKeyCreateRequest(RequestModel):

@@ -30,6 +30,7 @@ from omnichat.auth.schemas import (
     UserOut,
 )
 from omnichat.auth.service import AccountChanges, AuthService, TokenPair
+from omnichat.authenticate_first import AuthenticateFirstRoute
 from omnichat.deps import (
     AccountsDep,
     AuthServiceDep,
@@ -109,7 +110,9 @@ def _express_auth_response(user: User, tokens: TokenPair) -> ExpressAuthResponse
 
 # -- seed 000 -------------------------------------------------------------------------------------
 
-express_router = APIRouter(prefix="/api/auth", tags=["accounts (seed 000)"])
+express_router = APIRouter(
+    prefix="/api/auth", tags=["accounts (seed 000)"], route_class=AuthenticateFirstRoute
+)
 
 
 @express_router.post(
@@ -155,7 +158,7 @@ async def express_delete_me(
 
 # -- seed 001 -------------------------------------------------------------------------------------
 
-oauth_router = APIRouter(tags=["accounts (seed 001)"])
+oauth_router = APIRouter(tags=["accounts (seed 001)"], route_class=AuthenticateFirstRoute)
 
 
 @oauth_router.post("/token", response_model=TokenResponse, responses=TOKEN_ERRORS)
@@ -238,7 +241,9 @@ async def oauth_delete_me(
 
 # -- seed 003 -------------------------------------------------------------------------------------
 
-auth_router = APIRouter(prefix="/auth", tags=["accounts (seed 003)"])
+auth_router = APIRouter(
+    prefix="/auth", tags=["accounts (seed 003)"], route_class=AuthenticateFirstRoute
+)
 
 
 @auth_router.post("/register", response_model=UserOut, responses=REGISTER_ERRORS)

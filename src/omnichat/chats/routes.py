@@ -11,6 +11,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Path, Response
 
+from omnichat.authenticate_first import AuthenticateFirstRoute
 from omnichat.chats.schemas import (
     ExpressCleared,
     ExpressDeleted,
@@ -34,7 +35,9 @@ OWNED_BODY_ERRORS = error_responses(401, 404, 413, 422)  # an id and a body
 
 # -- seed 000 -------------------------------------------------------------------------------------
 
-express_router = APIRouter(prefix="/api", tags=["chat history (seed 000)"])
+express_router = APIRouter(
+    prefix="/api", tags=["chat history (seed 000)"], route_class=AuthenticateFirstRoute
+)
 
 
 @express_router.post(
@@ -127,7 +130,9 @@ async def express_delete_message(
 
 # -- seeds 001 and 003 ----------------------------------------------------------------------------
 
-sessions_router = APIRouter(prefix="/sessions", tags=["chat history (seeds 001, 003)"])
+sessions_router = APIRouter(
+    prefix="/sessions", tags=["chat history (seeds 001, 003)"], route_class=AuthenticateFirstRoute
+)
 
 
 @sessions_router.post("", response_model=SessionOut, responses=CREATE_ERRORS)

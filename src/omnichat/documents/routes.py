@@ -10,12 +10,13 @@ from urllib.parse import quote
 from fastapi import APIRouter, File, Form, Query, Response, UploadFile, status
 from fastapi.responses import StreamingResponse
 
+from omnichat.authenticate_first import AuthenticateFirstRoute
 from omnichat.deps import CurrentUser, DocumentsDep, PageDep
 from omnichat.documents.extraction.errors import ACCEPTED_TYPES
 from omnichat.documents.schemas import DocumentOut
 from omnichat.errors import NotFound, error_responses
 
-router = APIRouter(tags=["documents"])
+router = APIRouter(tags=["documents"], route_class=AuthenticateFirstRoute)
 
 MEDIA_TYPES = {
     "pdf": "application/pdf",

@@ -8,6 +8,7 @@ import contextlib
 from fastapi import APIRouter, Request
 from fastapi.responses import StreamingResponse
 
+from omnichat.authenticate_first import AuthenticateFirstRoute
 from omnichat.chats.models import Message, Role
 from omnichat.deps import CurrentUser, GenerationDep, SettingsDep
 from omnichat.errors import AppError, BadGateway, NotFound, ProviderDeclined, error_responses
@@ -31,7 +32,7 @@ from omnichat.generation.sse import (
 )
 from omnichat.llm.types import CONTENT_FILTER, Completion, Usage, declined_message
 
-router = APIRouter(tags=["generation"])
+router = APIRouter(tags=["generation"], route_class=AuthenticateFirstRoute)
 REPLY_NOT_FOUND = "Reply not found"
 STOP_WAIT_S = 30.0
 # 400: an unknown model; 404: another user's or a missing session; 429: the caller's rate or

@@ -19,12 +19,13 @@ from fastapi.responses import Response
 from pydantic import BaseModel, BeforeValidator, Field
 from pydantic_core import PydanticCustomError
 
+from omnichat.authenticate_first import AuthenticateFirstRoute
 from omnichat.deps import CurrentUser, EmbeddingsDep
 from omnichat.errors import error_responses
 from omnichat.rag.embedding_service import MAX_INPUTS, Embedded
 from omnichat.schemas import RequestModel
 
-router = APIRouter(prefix="/v1", tags=["OpenAI-compatible"])
+router = APIRouter(prefix="/v1", tags=["OpenAI-compatible"], route_class=AuthenticateFirstRoute)
 
 
 def _text_input(value: Any) -> Any:

@@ -8,12 +8,13 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Path
 from pydantic import BaseModel
 
+from omnichat.authenticate_first import AuthenticateFirstRoute
 from omnichat.deps import CurrentUser, EmbeddingsDep, GenerationDep
 from omnichat.errors import NotFound, error_responses
 from omnichat.generation.service import GenerationService
 from omnichat.rag.embedding_service import EmbeddingService
 
-router = APIRouter(prefix="/v1", tags=["OpenAI-compatible"])
+router = APIRouter(prefix="/v1", tags=["OpenAI-compatible"], route_class=AuthenticateFirstRoute)
 
 # As long as a model name in a request body may be.
 MAX_MODEL_ID_CHARS = 200

@@ -16,6 +16,7 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, StreamingResponse
 
+from omnichat.authenticate_first import AuthenticateFirstRoute
 from omnichat.deps import CurrentUser, GenerationDep
 from omnichat.errors import NotFound, error_responses, openai_error_type
 from omnichat.generation.choices import all_or_none, close_streams, indexed, merged
@@ -34,7 +35,7 @@ from omnichat.llm.types import (
 from omnichat.openai_api.schemas import ChatCompletionRequest
 from omnichat.openai_api.translate import prompt_of
 
-router = APIRouter(prefix="/v1", tags=["OpenAI-compatible"])
+router = APIRouter(prefix="/v1", tags=["OpenAI-compatible"], route_class=AuthenticateFirstRoute)
 
 
 def _message(text: str, tool_calls: tuple[ToolCall, ...]) -> dict[str, Any]:
