@@ -352,6 +352,9 @@ def install_error_handlers(app: FastAPI) -> None:
         if exc.status_code == 400 and isinstance(exc.__cause__, UnicodeDecodeError):
             # FastAPI's answer to a JSON body that is not UTF-8; any other malformed JSON is a 422.
             return _respond(request, 422, "Malformed JSON body")
+        if exc.status_code == 400 and isinstance(exc.__cause__, RecursionError):
+            # FastAPI's answer to JSON nested deeper than the parser's recursion limit.
+            return _respond(request, 422, "Malformed JSON body: nested too deeply")
         if exc.status_code == 405:
             # Starlette names only the methods of the first route that matched the path.
             headers = {**(headers or {}), "Allow": _allowed_methods(app, request.url.path)}
