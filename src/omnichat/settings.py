@@ -19,6 +19,8 @@ from pydantic import (
 )
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from omnichat.private_files import PRIVATE_FILE_MODE, make_private_dirs
+
 # Values people paste from tutorials; a deployment using one of them would sign forgeable tokens.
 _PLACEHOLDER_SECRETS = frozenset(
     {
@@ -298,7 +300,7 @@ def check_secret_key(value: str) -> None:
 
 
 def load_or_create_secret_key(data_dir: Path) -> str:
-    data_dir.mkdir(parents=True, exist_ok=True)
+    make_private_dirs(data_dir)
     path = data_dir / SECRET_KEY_FILENAME
     try:
         value = path.read_text().strip()
@@ -306,7 +308,7 @@ def load_or_create_secret_key(data_dir: Path) -> str:
         value = secrets.token_urlsafe(48)
         # O_EXCL: two processes starting at once must agree on one key.
         try:
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, PRIVATE_FILE_MODE)
         except FileExistsError:
             value = path.read_text().strip()
         else:

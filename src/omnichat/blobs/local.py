@@ -13,6 +13,7 @@ from typing import BinaryIO
 
 from omnichat.blobs.base import BlobNotFound
 from omnichat.blobs.keys import check_key
+from omnichat.private_files import make_private_dirs
 
 _COPY_CHUNK = 1024 * 1024
 # A put whose folder a concurrent delete removed (it had just been emptied) makes it again.
@@ -39,14 +40,12 @@ class LocalBlobStore:
     def _put(self, target: Path, source: Path) -> None:
         for attempt in range(PUT_ATTEMPTS):
             try:
-                target.parent.mkdir(parents=True, exist_ok=True)
+                make_private_dirs(target.parent)
                 # Same folder as the target, so os.replace is a rename within one file system.
                 # The leading dot keeps temp names out of the key space.
                 fd, temp_name = tempfile.mkstemp(dir=target.parent, prefix=".tmp-")
                 break
-            # A delete removed an emptied folder meanwhile; or another put made it while this
-            # mkdir(parents=True) was making its parent (pathlib then raises FileExistsError
-            # despite exist_ok).
+            # A delete removed an emptied folder meanwhile (as it was made, or before mkstemp).
             except (FileNotFoundError, FileExistsError):
                 if attempt == PUT_ATTEMPTS - 1:
                     raise

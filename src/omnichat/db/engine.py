@@ -26,6 +26,7 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 
+from omnichat.private_files import create_private_file, make_private_dirs
 from omnichat.settings import Settings
 
 SQLITE_BUSY_TIMEOUT_MS = 10_000
@@ -96,7 +97,8 @@ def _sqlite_engine(
     parsed = make_url(url)
     database = parsed.database or ":memory:"
     if database != ":memory:":
-        Path(database).parent.mkdir(parents=True, exist_ok=True)
+        make_private_dirs(Path(database).parent)
+        create_private_file(Path(database))
 
     def connect() -> Any:
         connection = sqlean.connect(

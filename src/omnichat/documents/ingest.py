@@ -33,6 +33,7 @@ from omnichat.documents.originals import read_original
 from omnichat.errors import AppError, BadGateway, InvalidInput, NotFound, ServiceUnavailable
 from omnichat.fairness import FairSlots
 from omnichat.llm.errors import ProviderError
+from omnichat.private_files import make_private_dirs, write_private_bytes
 from omnichat.rag.chunking import Chunker
 from omnichat.rag.fair_embedding import FairDocumentEmbedding
 from omnichat.rag.index import VectorIndex
@@ -234,10 +235,10 @@ class Ingestor:
         """The text of the document's own original (``OriginalUnavailable`` when it has none):
         parsed (unless ``parsed`` is given), then its scanned pages read by OCR."""
         data = await read_original(self._blobs, document)
-        self._scratch_dir.mkdir(parents=True, exist_ok=True)
+        make_private_dirs(self._scratch_dir)
         with tempfile.TemporaryDirectory(dir=self._scratch_dir) as folder:
             path = Path(folder) / "original"
-            await asyncio.to_thread(path.write_bytes, data)
+            await asyncio.to_thread(write_private_bytes, path, data)
             if parsed is None:
                 parsed = await self.extractor.extract(path, document.filename, document.user_id)
             return await self.extractor.read_scanned_pages(path, parsed, document.user_id)

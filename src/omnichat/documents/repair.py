@@ -28,6 +28,7 @@ from omnichat.db.engine import Database
 from omnichat.db.unit_of_work import unit_of_work
 from omnichat.documents.models import Document, DocumentStatus, original_key
 from omnichat.documents.originals import ORIGINAL_UNAVAILABLE
+from omnichat.private_files import make_private_dirs, write_private_bytes
 
 logger = logging.getLogger("omnichat.repair")
 
@@ -96,10 +97,10 @@ async def _settle(
     others = [d for d in documents if d.sha256 != digest]
     if owners:
         assert data is not None
-        await asyncio.to_thread(scratch_dir.mkdir, parents=True, exist_ok=True)
+        await asyncio.to_thread(make_private_dirs, scratch_dir)
         with tempfile.TemporaryDirectory(dir=scratch_dir) as folder:
             path = Path(folder) / "original"
-            await asyncio.to_thread(path.write_bytes, data)
+            await asyncio.to_thread(write_private_bytes, path, data)
             for document in owners:
                 await blobs.put_file(original_key(document.user_id, document.id), path)
     async with unit_of_work(database.writer) as db:

@@ -32,6 +32,7 @@ from omnichat.documents.models import Chunk, Document, DocumentStatus, original_
 from omnichat.documents.originals import stream_original
 from omnichat.errors import AppError, Conflict, NotFound, PayloadTooLarge
 from omnichat.ids import new_id
+from omnichat.private_files import make_private_dirs, open_private
 from omnichat.rag.index import VectorIndex
 from omnichat.rag.types import ExtractedDocument
 from omnichat.ratelimit import RateWindow, TooManyRequests
@@ -109,7 +110,7 @@ class DocumentService:
         """Checks, stores and starts indexing; the task finishes when the document is ready or
         failed."""
         self._index.check_usable()
-        self._scratch_dir.mkdir(parents=True, exist_ok=True)
+        make_private_dirs(self._scratch_dir)
         with tempfile.TemporaryDirectory(dir=self._scratch_dir) as folder:
             upload = await asyncio.to_thread(
                 _copy_limited, source, Path(folder) / "upload", self._limits.max_upload_bytes
@@ -286,7 +287,7 @@ def _copy_limited(source: BinaryIO, target: Path, max_bytes: int) -> StoredUploa
     digest = hashlib.sha256()
     size = 0
     source.seek(0)
-    with target.open("wb") as out:
+    with open_private(target) as out:
         while block := source.read(COPY_CHUNK_BYTES):
             size += len(block)
             if size > max_bytes:

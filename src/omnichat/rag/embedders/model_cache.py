@@ -31,6 +31,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from omnichat.private_files import make_private_dirs, open_private
+
 logger = logging.getLogger("omnichat.rag.embedders")
 
 # Bump when the exported graph changes (inputs, fusions, quantization), so caches are rebuilt.
@@ -58,7 +60,7 @@ def _fsync_dir(folder: Path) -> None:
 def _write_atomically(path: Path, data: bytes) -> None:
     temporary = path.with_name(f".{path.name}.{os.getpid()}-{secrets.token_hex(4)}.tmp")
     try:
-        with temporary.open("wb") as file:
+        with open_private(temporary) as file:
             file.write(data)
             file.flush()
             os.fsync(file.fileno())
@@ -134,7 +136,7 @@ class OnnxModelCache:
         data = self.read_verified()
         if data is not None:
             return data
-        self.folder.mkdir(parents=True, exist_ok=True)
+        make_private_dirs(self.folder)
         with self._locked():
             data = self.read_verified()  # another process may have built it meanwhile
             if data is None:
@@ -146,7 +148,7 @@ class OnnxModelCache:
 
     @contextlib.contextmanager
     def _locked(self) -> Iterator[None]:
-        with self.lock_path.open("a") as lock:
+        with open_private(self.lock_path, append=True) as lock:
             fcntl.flock(lock.fileno(), fcntl.LOCK_EX)
             try:
                 yield

@@ -165,6 +165,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--output", type=Path, required=True, help="the .onnx file to write")
     parser.add_argument("--precision", choices=PRECISIONS, default="fp32")
     args = parser.parse_args(argv)
+    # Everything this child writes lies in the (private) model cache: its own intermediate files
+    # too, which torch and ONNX Runtime create with the default mode.
+    os.umask(0o077)
     export(args.source, args.output, args.precision)
 
 
