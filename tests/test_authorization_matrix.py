@@ -60,7 +60,7 @@ PUBLIC = {
     # the API's own documentation
     "GET /openapi.json",
     "GET /docs",
-    "GET /docs/oauth2-redirect",
+    "GET /docs/assets/{asset}",
     "GET /redoc",
     # the web UI: the page and its assets (it signs in through the API)
     "GET /",
@@ -174,6 +174,7 @@ def _constant(value: str) -> Filler:
 PATH_VALUES: dict[str, Filler] = {
     **{name: _owned(kind) for name, kind in OWNED_PARAMETERS.items()},
     "name": _constant("index.html"),  # the web UI's assets
+    "asset": _constant("swagger-ui-bundle.js"),  # the API docs' assets
     "path": _constant("index.html"),  # a file under a static mount
     "model": _constant("local:echo"),  # GET /v1/models/{model}: the offline chat model
 }

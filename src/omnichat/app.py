@@ -14,6 +14,7 @@ from fastapi.middleware.cors import CORSMiddleware
 from fastapi.openapi.utils import get_openapi
 
 from omnichat import __version__
+from omnichat.apidocs.routes import router as api_docs_router
 from omnichat.apikeys.routes import router as api_keys_router
 from omnichat.auth import passwords
 from omnichat.auth.routes import auth_router, oauth_router
@@ -119,12 +120,16 @@ def create_app(
         version=__version__,
         description="Multi-provider LLM chat backend: accounts, chat history, streaming, RAG.",
         lifespan=lifespan,
+        # FastAPI's pages load scripts from a CDN: api_docs_router serves them from the package.
+        docs_url=None,
+        redoc_url=None,
     )
     app.state.container = container
     install_error_handlers(app)
     app.openapi = partial(_openapi_without_422_under_v1, app)  # type: ignore[method-assign]
     for router in (
         ops_router,
+        api_docs_router,
         express_auth_router,
         oauth_router,
         auth_router,
