@@ -64,6 +64,7 @@ def _serve(settings: Settings, host: str, port: int, workers: int) -> None:
     import uvicorn
 
     from omnichat.app import create_app
+    from omnichat.ops.edge import EdgeLimits, edge_protocol
     from omnichat.ops.listen import serve
 
     if workers > 1 and not settings.redis_url:
@@ -83,11 +84,15 @@ def _serve(settings: Settings, host: str, port: int, workers: int) -> None:
         # Open streams hold their connections: uvicorn waits this long for them to close. The
         # app ends its running replies (and so their streams) just before (ops/shutdown.py).
         "timeout_graceful_shutdown": settings.shutdown_grace_s,
+        "timeout_keep_alive": settings.keep_alive_timeout_s,
     }
     if workers > 1:
-        # Each worker process builds its own app (and reads the same environment).
+        # Each worker process builds its own app (and reads the same environment), and its
+        # edge protocol reads its limits from the same environment.
+        options["http"] = "omnichat.ops.edge:EdgeProtocol"
         uvicorn.run("omnichat.app:create_app", factory=True, workers=workers, **options)
     else:
+        options["http"] = edge_protocol(EdgeLimits.from_settings(settings))
         serve(create_app(settings), options)
 
 

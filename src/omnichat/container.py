@@ -85,7 +85,10 @@ def build_container(
         chats=chats,
         hub=hub,
         limiter=build_limiter(
-            settings.generation_rate_limit, settings.max_concurrent_generations, settings.redis_url
+            settings.generation_rate_limit,
+            settings.max_concurrent_generations,
+            settings.redis_url,
+            max_followers=settings.max_followers_per_user,
         ),
         options=GenerationOptions(
             system_prompt=settings.system_prompt,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 
 from fastapi import APIRouter, Request
 from fastapi.responses import StreamingResponse
@@ -42,6 +43,8 @@ STREAM_ERRORS = error_responses(400, 401, 404, 413, 422, 429, 503)
 # 422 when it declined, e.g. for safety; 404 when the session was deleted meanwhile).
 GENERATE_ERRORS = error_responses(400, 401, 404, 413, 422, 429, 502, 503, 504)
 REPLY_ERRORS = error_responses(401, 404, 422)
+# 429: the user's followers of running replies are all taken.
+REATTACH_ERRORS = error_responses(401, 404, 422, 429)
 
 
 @router.get("/models", response_model=ModelsResponse, responses=error_responses(401))
@@ -79,29 +82,34 @@ async def chat_stream(
 @router.get(
     "/chat/stream/{message_id}",
     response_class=StreamingResponse,
-    responses={200: {"content": {"text/event-stream": {}}}, **REPLY_ERRORS},
+    responses={200: {"content": {"text/event-stream": {}}}, **REATTACH_ERRORS},
 )
 async def reattach(
     message_id: str, user: CurrentUser, generation: GenerationDep, settings: SettingsDep
 ) -> StreamingResponse:
-    """Re-attach to a running or finished reply: everything sent so far, then what follows."""
+    """Re-attach to a running or finished reply: everything sent so far, then what follows.
+    Following a running reply holds one of the user's follower slots until the client leaves
+    (429 with ``Retry-After`` when all are taken)."""
     live = await generation.hub.find(message_id, user.id)
     # Read after the hub answered: a reply that has just left the hub is stored by then.
     stored = await _stored_reply(generation, user.id, message_id)
     if live is not None:
-        events = reply_events(generation.hub, live, settings.stream_keepalive_s)
-    else:
-        final = ReplyFinal(
-            status=stored.status,
-            model=stored.model or "",
-            finish_reason=stored.finish_reason,
-            usage=Usage(stored.input_tokens, stored.output_tokens),
-            error=stored.error,
-            sources=stored.sources,
-            code="refused" if stored.finish_reason == CONTENT_FILTER else None,
+        followers = generation.limiter.followers
+        await followers.acquire(user.id)
+        return EventStreamResponse(
+            reply_events(generation.hub, live, settings.stream_keepalive_s),
+            on_close=functools.partial(followers.release, user.id),
         )
-        events = stored_reply_events(stored.id, stored.content, final)
-    return EventStreamResponse(events)
+    final = ReplyFinal(
+        status=stored.status,
+        model=stored.model or "",
+        finish_reason=stored.finish_reason,
+        usage=Usage(stored.input_tokens, stored.output_tokens),
+        error=stored.error,
+        sources=stored.sources,
+        code="refused" if stored.finish_reason == CONTENT_FILTER else None,
+    )
+    return EventStreamResponse(stored_reply_events(stored.id, stored.content, final))
 
 
 @router.post("/chat/stop/{message_id}", response_model=StopResponse, responses=REPLY_ERRORS)

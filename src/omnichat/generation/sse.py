@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator, Coroutine
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from typing import Any, TypeVar
 
 from fastapi.responses import StreamingResponse
@@ -38,8 +38,14 @@ class EventStreamResponse(StreamingResponse):
     (``BODY_SEND``): the layers inside it look only at ``http.response.start``, which still
     passes through all of them. A middleware that rewrote bodies would not see these."""
 
-    def __init__(self, content: AsyncIterator[bytes]) -> None:
+    def __init__(
+        self,
+        content: AsyncIterator[bytes],
+        on_close: Callable[[], Awaitable[None]] | None = None,
+    ) -> None:
+        """``on_close`` is awaited once the stream has ended, however it ended."""
         super().__init__(content, media_type="text/event-stream", headers=SSE_HEADERS)
+        self._on_close = on_close
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         body_send: Send = scope.get(BODY_SEND, send)
@@ -71,7 +77,11 @@ class EventStreamResponse(StreamingResponse):
         finally:
             streaming = False
             watcher.cancel()
-            await aclose(self.body_iterator)
+            try:
+                await aclose(self.body_iterator)
+            finally:
+                if self._on_close is not None:
+                    await self._on_close()
 
 
 async def aclose(iterator: object) -> None:
