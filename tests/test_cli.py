@@ -83,7 +83,7 @@ def server(tmp_path: Path, fresh_database_url: str) -> Iterator[tuple[str, subpr
 
 def test_serve_migrates_and_serves(server: tuple[str, subprocess.Popen[str]]) -> None:
     base, process = server
-    assert httpx.get(f"{base}/readyz").json() == {"status": "ready"}
+    assert httpx.get(f"{base}/readyz").json()["status"] == "ready"
     r = httpx.post(
         f"{base}/users/",
         json={"username": "cli", "email": "cli@example.com", "password": PASSWORD},

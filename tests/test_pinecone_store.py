@@ -10,9 +10,8 @@ from typing import Any
 import httpx
 import pytest
 
-from omnichat.llm.errors import ProviderRejected
 from omnichat.rag.types import VectorRecord
-from omnichat.rag.vectors.pinecone import PineconeVectorStore
+from omnichat.rag.vectors.pinecone import PineconeVectorStore, VectorStoreUnavailable
 from omnichat.settings import Settings
 from tests.fakes.pinecone_fake import PineconeFake
 
@@ -120,7 +119,8 @@ async def test_a_fixed_host_uses_the_data_plane_only() -> None:
 async def test_requests_without_the_key_are_refused(fake: PineconeFake) -> None:
     fake.index_name, fake.dimension = "omnichat", DIM
     store = PineconeVectorStore(api_key="pcsk_wrong_key_0123456789", index_name="x", host=fake.url)
-    with pytest.raises(ProviderRejected, match="401") as refused:
+    # The server's own key is wrong: a 503 naming the vector store and the status, no key.
+    with pytest.raises(VectorStoreUnavailable, match="401") as refused:
         await store.search(NO_SESSION, "alice", unit(1), limit=1)
     assert "pcsk_wrong_key" not in str(refused.value)
     await store.close()

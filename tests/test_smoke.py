@@ -6,7 +6,13 @@ async def test_healthz_and_readyz(client: httpx.AsyncClient) -> None:
     assert (await client.get("/healthz")).json() == {"status": "ok"}
     r = await client.get("/readyz")
     assert r.status_code == 200
-    assert r.json() == {"status": "ready"}
+    body = r.json()
+    assert body["status"] == "ready"
+    # The embedded default: SQLite (vectors in it) and a local folder of blobs.
+    assert [(b["name"], b["ok"]) for b in body["backends"]] == [
+        ("database", True),
+        ("blob store", True),
+    ]
 
 
 async def test_request_id_is_generated_and_echoed(client: httpx.AsyncClient) -> None:

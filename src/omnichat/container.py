@@ -10,6 +10,7 @@ from omnichat.accounts.service import AccountService
 from omnichat.apikeys.service import ApiKeyService
 from omnichat.auth.service import AddressLimits, AuthService
 from omnichat.auth.tokens import AccessTokenCodec
+from omnichat.blobs.base import BlobStore
 from omnichat.blobs.factory import build_blob_store
 from omnichat.chats.service import ChatService, ContentLimits
 from omnichat.db.engine import Database, create_database
@@ -48,6 +49,7 @@ class Container:
     retriever: Retriever
     vector_index: VectorIndex
     embeddings: EmbeddingService
+    blobs: BlobStore
 
 
 def build_container(
@@ -162,4 +164,5 @@ def build_container(
         retriever=retriever,
         vector_index=vector_index,
         embeddings=EmbeddingService(document_lane, chunker),
+        blobs=blobs,
     )

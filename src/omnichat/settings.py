@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 import secrets
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from limits import parse
 from pydantic import (
@@ -15,6 +15,7 @@ from pydantic import (
     BeforeValidator,
     Field,
     SecretStr,
+    ValidationError,
     model_validator,
 )
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -79,8 +80,34 @@ class InsecureSecretKeyError(ValueError):
     pass
 
 
+class ConfigurationError(ValueError):
+    """Settings that do not validate, described by environment variable and rule only: never by
+    value (pydantic's own message repeats the input, secrets included)."""
+
+    def __init__(self, problems: list[str]) -> None:
+        self.problems = problems
+        super().__init__("; ".join(problems))
+
+    @classmethod
+    def of(cls, error: ValidationError) -> ConfigurationError:
+        problems = []
+        for item in error.errors(include_input=False, include_url=False):
+            field = ".".join(str(part) for part in item["loc"])
+            rule = item["msg"].removeprefix("Value error, ")
+            problems.append(f"OMNICHAT_{field.upper()}: {rule}" if field else rule)
+        return cls(problems)
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="OMNICHAT_", extra="ignore", populate_by_name=True)
+
+    def __init__(self, **values: Any) -> None:
+        """From the environment (and ``values``). ``ConfigurationError`` naming each variable
+        at fault and its rule, never its value."""
+        try:
+            super().__init__(**values)
+        except ValidationError as error:
+            raise ConfigurationError.of(error) from None
 
     data_dir: Path = Path("./data")
     database_url: str | None = None

@@ -46,6 +46,7 @@ class PineconeFake:
         self.dimension = dimension
         self.namespaces: dict[str, Vectors] = {}
         self.requests: list[tuple[str, str, str | None]] = []
+        self.failing_status: int | None = None  # set: every request is answered this error
         self._lock = threading.Lock()
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
@@ -151,6 +152,8 @@ class PineconeFake:
         namespace = body.get("namespace")
         with self._lock:
             self.requests.append((method, path, namespace))
+            if self.failing_status is not None:
+                return _data_error(self.failing_status, "Internal error (fake outage)")
             if key != self.api_key:
                 return _data_error(401, "Invalid API Key")
             if path.startswith("/indexes"):

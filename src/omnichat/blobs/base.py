@@ -6,9 +6,17 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Protocol
 
+from omnichat.errors import ServiceUnavailable
+
 
 class BlobNotFound(LookupError):
     pass
+
+
+class BlobStoreUnavailable(ServiceUnavailable):
+    """The blob store cannot be reached or refuses us (503 + Retry-After): nothing is stored."""
+
+    detail = "The document store is unavailable"
 
 
 class BlobStore(Protocol):
@@ -28,4 +36,13 @@ class BlobStore(Protocol):
 
     async def delete(self, key: str) -> None:
         """Remove the blob; a missing key is not an error."""
+        ...
+
+    @property
+    def target(self) -> str:
+        """Where the blobs are, for operators (no secrets): a folder, or ``s3://bucket/prefix``."""
+        ...
+
+    async def check(self) -> None:
+        """Returns when the store can be read and written; raises (the reason) otherwise."""
         ...

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import os
 import shutil
 import tempfile
@@ -11,7 +12,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import BinaryIO
 
-from omnichat.blobs.base import BlobNotFound
+from omnichat.blobs.base import BlobNotFound, BlobStoreUnavailable
 from omnichat.blobs.keys import check_key
 from omnichat.private_files import make_private_dirs
 
@@ -30,12 +31,31 @@ def _fsync_dir(path: Path) -> None:
             os.close(fd)
 
 
+# The folder cannot take the blob: full, read-only, permissions lost, a failing disk or mount.
+_STORE_FAILURES = frozenset(
+    {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM, errno.EIO, errno.ENOTCONN}
+)
+
+
 class LocalBlobStore:
     def __init__(self, root: Path) -> None:
         self.root = root
 
+    @property
+    def target(self) -> str:
+        return str(self.root)
+
     def _path(self, key: str) -> Path:
         return self.root / check_key(key)
+
+    def _check(self) -> None:
+        make_private_dirs(self.root)
+        fd, probe = tempfile.mkstemp(dir=self.root, prefix=".check-")
+        os.close(fd)
+        os.unlink(probe)
+
+    async def check(self) -> None:
+        await asyncio.to_thread(self._check)
 
     def _put(self, target: Path, source: Path) -> None:
         for attempt in range(PUT_ATTEMPTS):
@@ -62,7 +82,15 @@ class LocalBlobStore:
         _fsync_dir(target.parent)
 
     async def put_file(self, key: str, source: Path) -> None:
-        await asyncio.to_thread(self._put, self._path(key), source)
+        try:
+            await asyncio.to_thread(self._put, self._path(key), source)
+        except OSError as exc:
+            if exc.errno not in _STORE_FAILURES:
+                raise  # e.g. the source file is gone: not the store's doing
+            why = exc.strerror or type(exc).__name__
+            raise BlobStoreUnavailable(
+                f"The document store cannot be written ({why}); try again"
+            ) from exc
 
     async def read(self, key: str) -> bytes:
         path = self._path(key)

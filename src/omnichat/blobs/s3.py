@@ -13,16 +13,20 @@ from typing import Any
 
 import boto3
 from botocore.config import Config
-from botocore.exceptions import ClientError
+from botocore.exceptions import BotoCoreError, ClientError
 
-from omnichat.blobs.base import BlobNotFound
+from omnichat.blobs.base import BlobNotFound, BlobStoreUnavailable
 from omnichat.blobs.keys import check_key
 
 _MISSING_CODES = frozenset({"NoSuchKey", "404", "NotFound"})
 
 
+def _error_code(exc: ClientError) -> str:
+    return str(exc.response.get("Error", {}).get("Code"))
+
+
 def _is_missing(exc: ClientError) -> bool:
-    return str(exc.response.get("Error", {}).get("Code")) in _MISSING_CODES
+    return _error_code(exc) in _MISSING_CODES
 
 
 class S3BlobStore:
@@ -47,25 +51,46 @@ class S3BlobStore:
             "s3", endpoint_url=endpoint_url, region_name=region, config=config
         )
 
+    @property
+    def target(self) -> str:
+        where = f"s3://{self.bucket}/{self.prefix}" if self.prefix else f"s3://{self.bucket}"
+        endpoint = self._client.meta.endpoint_url
+        return f"{where} at {endpoint}"
+
     def _object_key(self, key: str) -> str:
         check_key(key)
         return f"{self.prefix}/{key}" if self.prefix else key
 
-    async def put_file(self, key: str, source: Path) -> None:
-        # A PUT (multipart or not) becomes visible whole, so readers never see part of it.
-        await asyncio.to_thread(
-            self._client.upload_file, str(source), self.bucket, self._object_key(key)
+    async def _call(
+        self, method: Any, *args: Any, missing: str | None = None, **kwargs: Any
+    ) -> Any:
+        """``method(*args, **kwargs)`` in a worker thread. ``BlobNotFound`` for a missing
+        ``missing`` key; ``BlobStoreUnavailable`` (503) when S3 cannot be reached or refuses."""
+        try:
+            return await asyncio.to_thread(method, *args, **kwargs)
+        except ClientError as exc:
+            if missing is not None and _is_missing(exc):
+                raise BlobNotFound(missing) from exc
+            raise self._unavailable(f"S3 answered {_error_code(exc)}") from exc
+        except BotoCoreError as exc:
+            raise self._unavailable(type(exc).__name__) from exc
+
+    def _unavailable(self, why: str) -> BlobStoreUnavailable:
+        return BlobStoreUnavailable(
+            f"The document store (S3 bucket {self.bucket}) is unavailable ({why}); try again"
         )
 
+    async def check(self) -> None:
+        await self._call(self._client.head_bucket, Bucket=self.bucket)
+
+    async def put_file(self, key: str, source: Path) -> None:
+        # A PUT (multipart or not) becomes visible whole, so readers never see part of it.
+        await self._call(self._client.upload_file, str(source), self.bucket, self._object_key(key))
+
     async def _get(self, key: str) -> Any:
-        try:
-            return await asyncio.to_thread(
-                self._client.get_object, Bucket=self.bucket, Key=self._object_key(key)
-            )
-        except ClientError as exc:
-            if _is_missing(exc):
-                raise BlobNotFound(key) from exc
-            raise
+        return await self._call(
+            self._client.get_object, Bucket=self.bucket, Key=self._object_key(key), missing=key
+        )
 
     async def read(self, key: str) -> bytes:
         body = (await self._get(key))["Body"]
@@ -85,6 +110,4 @@ class S3BlobStore:
 
     async def delete(self, key: str) -> None:
         # S3 answers a DELETE of a missing key with success.
-        await asyncio.to_thread(
-            self._client.delete_object, Bucket=self.bucket, Key=self._object_key(key)
-        )
+        await self._call(self._client.delete_object, Bucket=self.bucket, Key=self._object_key(key))

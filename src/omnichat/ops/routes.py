@@ -2,18 +2,18 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 
 from fastapi import APIRouter
+from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
 from omnichat.deps import ContainerDep
-from omnichat.errors import ServiceUnavailable, error_responses
+from omnichat.errors import UNAVAILABLE_RETRY_AFTER_S, ErrorOut, error_response
+from omnichat.ops.backends import container_checks, run_checks
 
 router = APIRouter(tags=["ops"])
 logger = logging.getLogger("omnichat.ops")
-READINESS_TIMEOUT_S = 2.0
 
 
 class HealthOut(BaseModel):
@@ -26,12 +26,46 @@ async def healthz() -> HealthOut:
     return HealthOut(status="ok")
 
 
-@router.get("/readyz", response_model=HealthOut, responses=error_responses(503))
-async def readyz(container: ContainerDep) -> HealthOut:
-    """The database answers."""
-    try:
-        await asyncio.wait_for(container.database.ping(), READINESS_TIMEOUT_S)
-    except Exception as exc:
-        logger.warning("readiness check failed: %s", type(exc).__name__)
-        raise ServiceUnavailable("Database unavailable") from exc
-    return HealthOut(status="ready")
+class BackendOut(BaseModel):
+    name: str
+    target: str
+    ok: bool
+    reason: str | None
+
+
+class ReadyOut(HealthOut):
+    backends: list[BackendOut]
+
+
+class NotReadyOut(ErrorOut):
+    backends: list[BackendOut]
+
+
+@router.get(
+    "/readyz",
+    response_model=ReadyOut,
+    responses={
+        503: {
+            "model": NotReadyOut,
+            "description": "A backend does not answer: each one's name, target and reason",
+            "headers": {"Retry-After": {"schema": {"type": "string"}}},
+        }
+    },
+)
+async def readyz(container: ContainerDep) -> ReadyOut | JSONResponse:
+    """Every configured backend answers (the database, Redis, the blob store, an external vector
+    store; model providers are not part of readiness). 503 names each one that does not, with
+    its target (secrets masked) and the reason."""
+    statuses = await run_checks(container_checks(container))
+    backends = [status.as_json() for status in statuses]
+    failing = [status for status in statuses if not status.ok]
+    if not failing:
+        return ReadyOut(status="ready", backends=[BackendOut(**b) for b in backends])
+    for status in failing:
+        logger.warning(
+            "readiness check failed", extra={"backend": status.name, "reason": status.reason}
+        )
+    detail = "Not ready: " + "; ".join(f"{s.name} ({s.reason})" for s in failing)
+    return error_response(
+        503, detail, {"Retry-After": UNAVAILABLE_RETRY_AFTER_S}, backends=backends
+    )

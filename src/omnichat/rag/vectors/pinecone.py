@@ -24,8 +24,7 @@ from pinecone.errors import (
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from omnichat.db.unit_of_work import after_commit
-from omnichat.llm.base import translate_error
-from omnichat.llm.errors import ProviderConnectionError
+from omnichat.errors import ServiceUnavailable
 from omnichat.rag.types import VectorHit, VectorRecord
 from omnichat.settings import Settings
 
@@ -38,13 +37,21 @@ _UPSERT_BYTES = 1_500_000  # under the 2 MB request limit, JSON floats at ~20 by
 
 @asynccontextmanager
 async def _translated() -> AsyncIterator[None]:
-    """Pinecone's API errors as ``ProviderError``s, like every other outside service's."""
+    """Pinecone failing (unreachable, timing out, answering an error) as
+    ``VectorStoreUnavailable`` (503 + Retry-After), naming Pinecone and the reason."""
     try:
         yield
-    except (ApiError, PineconeTimeoutError) as exc:
-        raise translate_error(exc, PROVIDER) from exc
+    except ApiError as exc:
+        raise VectorStoreUnavailable(f"Pinecone answered HTTP {exc.status_code}") from exc
+    except PineconeTimeoutError as exc:
+        raise VectorStoreUnavailable("Pinecone timed out") from exc
     except PineconeConnectionError as exc:
-        raise ProviderConnectionError("connection to Pinecone failed", provider=PROVIDER) from exc
+        raise VectorStoreUnavailable("connection to Pinecone failed") from exc
+
+
+class VectorStoreUnavailable(ServiceUnavailable):
+    def __init__(self, why: str) -> None:
+        super().__init__(f"The vector store is unavailable ({why}); try again")
 
 
 def _namespace(user_id: str) -> str:
@@ -105,6 +112,17 @@ class PineconeVectorStore:
             if not model.host:
                 raise RuntimeError(f"Pinecone index '{self.index_name}' has no host yet")
             return await self._connect(model.host)
+
+    @property
+    def target(self) -> str:
+        """The index, for operators (the API key is never part of it)."""
+        return f"index {self.index_name}" + (f" at {self.host}" if self.host else "")
+
+    async def check(self) -> None:
+        """Returns when the index answers; ``VectorStoreUnavailable`` otherwise."""
+        index = await self._data()
+        async with _translated():
+            await index.describe_index_stats()
 
     async def _describe_dimension(self) -> int | None:
         """The existing index's vector size, or None if there is no such index."""
