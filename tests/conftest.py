@@ -138,6 +138,36 @@ class TestUser:
         return {"Authorization": f"Bearer {self.access_token}"}
 
 
+async def age_rotation(
+    settings: Settings, refresh_token: str, seconds: float | None = None
+) -> None:
+    """Moves the rotation of ``refresh_token`` ``seconds`` into the past (by default just past
+    the reuse leeway, which forgives a retry or a second tab: tests/test_refresh_leeway.py),
+    through a connection of its own (the app may run on another thread's loop)."""
+    from datetime import timedelta
+
+    from sqlalchemy import update
+
+    from omnichat.auth.models import RefreshToken
+    from omnichat.auth.tokens import hash_refresh_token
+    from omnichat.db.base import utcnow
+    from omnichat.db.engine import create_database
+
+    if seconds is None:
+        seconds = settings.refresh_reuse_leeway_s + 1
+    database = create_database(settings)
+    try:
+        async with database.writer() as db:
+            await db.execute(
+                update(RefreshToken)
+                .where(RefreshToken.token_hash == hash_refresh_token(refresh_token))
+                .values(rotated_at=utcnow() - timedelta(seconds=seconds))
+            )
+            await db.commit()
+    finally:
+        await database.dispose()
+
+
 def unique_email(prefix: str = "user") -> str:
     return f"{prefix}-{uuid.uuid4().hex[:12]}@example.com"
 

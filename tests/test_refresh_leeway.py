@@ -7,19 +7,14 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
-from datetime import timedelta
 from pathlib import Path
 
 import httpx
 import jwt
 import pytest
-from sqlalchemy import update
 
-from omnichat.auth.models import RefreshToken
-from omnichat.auth.tokens import hash_refresh_token
 from omnichat.container import Container
-from omnichat.db.base import utcnow
-from tests.conftest import TestUser, make_settings, register_user
+from tests.conftest import TestUser, age_rotation, make_settings, register_user
 from tests.test_document_originals import started_app
 
 RACERS = 5
@@ -36,17 +31,6 @@ async def _me_status(client: httpx.AsyncClient, access_token: str) -> int:
 
 def _family(access_token: str) -> str:
     return str(jwt.decode(access_token, options={"verify_signature": False})["fam"])
-
-
-async def _age_rotation(container: Container, token: str, seconds: float) -> None:
-    """Moves the rotation of ``token`` ``seconds`` into the past."""
-    async with container.database.writer() as db:
-        await db.execute(
-            update(RefreshToken)
-            .where(RefreshToken.token_hash == hash_refresh_token(token))
-            .values(rotated_at=utcnow() - timedelta(seconds=seconds))
-        )
-        await db.commit()
 
 
 async def _assert_pairs_of_one_live_login(
@@ -88,7 +72,7 @@ async def test_reuse_after_the_leeway_still_revokes_the_login(
 ) -> None:
     rotated = (await _refresh(client, alice.refresh_token)).json()
     leeway = container.settings.refresh_reuse_leeway_s
-    await _age_rotation(container, alice.refresh_token, leeway + 1)
+    await age_rotation(container.settings, alice.refresh_token, leeway + 1)
     r = await _refresh(client, alice.refresh_token)
     assert r.status_code == 401
     assert "reuse" in r.json()["detail"].lower()
@@ -103,9 +87,9 @@ async def test_a_token_reused_within_the_leeway_then_later_revokes(
     """The leeway runs from the first rotation: reuses within it do not extend it."""
     await _refresh(client, alice.refresh_token)
     leeway = container.settings.refresh_reuse_leeway_s
-    await _age_rotation(container, alice.refresh_token, leeway / 2)
+    await age_rotation(container.settings, alice.refresh_token, leeway / 2)
     assert (await _refresh(client, alice.refresh_token)).status_code == 200
-    await _age_rotation(container, alice.refresh_token, leeway + 1)
+    await age_rotation(container.settings, alice.refresh_token, leeway + 1)
     assert (await _refresh(client, alice.refresh_token)).status_code == 401
     assert await _me_status(client, alice.access_token) == 401
 

@@ -13,7 +13,7 @@ import pytest
 
 from omnichat.auth.tokens import AccessTokenCodec
 from omnichat.container import Container
-from tests.conftest import TEST_SECRET, TestUser
+from tests.conftest import TEST_SECRET, TestUser, age_rotation
 
 
 def _bearer(token: str) -> dict[str, str]:
@@ -125,32 +125,13 @@ async def test_refresh_rotation(client: httpx.AsyncClient, alice: TestUser) -> N
     assert await _me_status(client, second["access_token"]) == 200
 
 
-async def _age_rotation(container: Container, refresh_token: str) -> None:
-    """Moves the rotation of ``refresh_token`` past the reuse leeway (which forgives a retry
-    or a second tab; tests/test_refresh_leeway.py)."""
-    from sqlalchemy import update
-
-    from omnichat.auth.models import RefreshToken
-    from omnichat.auth.tokens import hash_refresh_token
-    from omnichat.db.base import utcnow
-
-    past = utcnow() - timedelta(seconds=container.settings.refresh_reuse_leeway_s + 1)
-    async with container.database.writer() as db:
-        await db.execute(
-            update(RefreshToken)
-            .where(RefreshToken.token_hash == hash_refresh_token(refresh_token))
-            .values(rotated_at=past)
-        )
-        await db.commit()
-
-
 async def test_reuse_revokes_whole_family(
     client: httpx.AsyncClient, alice: TestUser, container: Container
 ) -> None:
     rotated = (
         await client.post("/auth/refresh", json={"refresh_token": alice.refresh_token})
     ).json()
-    await _age_rotation(container, alice.refresh_token)
+    await age_rotation(container.settings, alice.refresh_token)
     # An attacker replays the already-rotated token, after the leeway.
     r = await client.post("/auth/refresh", json={"refresh_token": alice.refresh_token})
     assert r.status_code == 401
@@ -169,7 +150,7 @@ async def test_reuse_leaves_other_logins_alone(
         await client.post("/auth/login", json={"email": alice.email, "password": alice.password})
     ).json()
     await client.post("/auth/refresh", json={"refresh_token": alice.refresh_token})
-    await _age_rotation(container, alice.refresh_token)
+    await age_rotation(container.settings, alice.refresh_token)
     r = await client.post("/auth/refresh", json={"refresh_token": alice.refresh_token})  # reuse
     assert r.status_code == 401
     assert await _me_status(client, other["access_token"]) == 200

@@ -30,7 +30,7 @@ from tests.browser import (
     send,
     sign_up,
 )
-from tests.conftest import PASSWORD, ThreadedServer
+from tests.conftest import PASSWORD, ThreadedServer, age_rotation
 from tests.docs_factory import make_pdf
 from tests.fakes import CutAfter, FakeProviderServer, Reply
 
@@ -560,7 +560,7 @@ async def test_provider_failure_and_rate_limit_are_explained(
 
 
 async def test_tokens_refresh_transparently_and_a_revoked_login_signs_out(
-    ui: tuple[Page, PageWatch], llm_server: ThreadedServer
+    ui: tuple[Page, PageWatch], llm_server: ThreadedServer, llm_settings: Settings
 ) -> None:
     page, _ = ui
     await sign_up(page, llm_server.base_url, "tokens")
@@ -596,6 +596,8 @@ async def test_tokens_refresh_transparently_and_a_revoked_login_signs_out(
     async with httpx.AsyncClient(base_url=llm_server.base_url) as client:
         r = await client.post("/auth/refresh", json={"refresh_token": third["refresh_token"]})
         assert r.status_code == 200
+    # ... longer ago than the reuse leeway (which forgives a retry or a second tab).
+    await age_rotation(llm_settings, str(third["refresh_token"]))
     await tamper(access_token="not-a-valid-token")
     await page.reload()
     await expect(page.get_by_role("heading", name="Sign in")).to_be_visible()
