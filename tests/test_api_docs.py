@@ -109,7 +109,9 @@ async def test_doc_assets_are_only_the_packaged_files(client: httpx.AsyncClient)
 
 
 @pytest.fixture(scope="module")
-def docs_server(app: FastAPI, settings: Settings) -> Iterator[ThreadedServer]:
+def docs_server(app: FastAPI, settings: Settings, backend: str) -> Iterator[ThreadedServer]:
+    if backend != "sqlite":
+        pytest.skip("the browser check runs once, on SQLite")
     with ThreadedServer(create_app(settings)) as server:
         yield server
 
@@ -119,10 +121,8 @@ def docs_server(app: FastAPI, settings: Settings) -> Iterator[ThreadedServer]:
     [("/docs", "#operations-tag-generation"), ("/redoc", 'h1:has-text("OmniChat")')],
 )
 async def test_doc_page_renders_in_a_browser_without_csp_violations(
-    docs_server: ThreadedServer, backend: str, page: str, shown: str
+    docs_server: ThreadedServer, page: str, shown: str
 ) -> None:
-    if backend != "sqlite":
-        pytest.skip("the browser check runs once, on SQLite")
     async with async_playwright() as playwright:
         browser = await launch(playwright)
         try:
