@@ -100,3 +100,19 @@ def parse_xml_short_of_memory() -> None:
 def loaded(modules: list[str]) -> list[str]:
     """Which of ``modules`` the worker has imported (what its memory cap pays for)."""
     return [name for name in modules if name in sys.modules]
+
+
+def die_by_signal(signal_number: int, tries_file: str, times: int) -> str:
+    """Counts its tries in ``tries_file``; the first ``times`` end the worker with
+    ``signal_number`` mid-job (SIGKILL: the OOM killer's pick or an operator's; SIGSEGV: a
+    parser's crash), later ones return."""
+    import os
+    from pathlib import Path
+
+    path = Path(tries_file)
+    tries = int(path.read_text()) if path.exists() else 0
+    path.write_text(str(tries + 1))
+    if tries < times:
+        os.kill(os.getpid(), signal_number)
+        time.sleep(10)
+    return "survived"

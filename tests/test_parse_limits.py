@@ -66,6 +66,32 @@ async def test_a_worker_killed_while_idle_costs_no_upload() -> None:
         sandbox.close()
 
 
+async def test_a_worker_killed_mid_job_from_outside_is_tried_once_more(
+    pool: SandboxPool, tmp_path: Path
+) -> None:
+    """SIGKILL mid-job (the OOM killer's pick, an operator's kill) says nothing about the file:
+    the job is tried once in a fresh worker, and only a second kill makes it too complex."""
+    tries = tmp_path / "killed-once"
+    job = sandbox_jobs.die_by_signal
+    assert await pool.run("u1", job, signal.SIGKILL, str(tries), 1, timeout_s=60) == "survived"
+    assert tries.read_text() == "2"
+    tries = tmp_path / "killed-always"
+    with pytest.raises(DocumentTooComplex, match="killed twice"):
+        await pool.run("u1", job, signal.SIGKILL, str(tries), 9, timeout_s=60)
+    assert tries.read_text() == "2"
+
+
+async def test_a_parser_that_crashes_is_too_complex_at_once(
+    pool: SandboxPool, tmp_path: Path
+) -> None:
+    tries = tmp_path / "crashed"
+    with pytest.raises(DocumentTooComplex, match="crashed"):
+        await pool.run(
+            "u1", sandbox_jobs.die_by_signal, signal.SIGSEGV, str(tries), 9, timeout_s=60
+        )
+    assert tries.read_text() == "1"  # not tried again: the file made it crash
+
+
 async def test_a_parser_error_that_cannot_travel_is_a_clear_422(pool: SandboxPool) -> None:
     with pytest.raises(UnreadableDocument, match="its reader failed"):
         await pool.run("u1", sandbox_jobs.raise_unpicklable, timeout_s=60)

@@ -3,7 +3,9 @@
 Every job runs in a pebble ``ProcessPool`` worker whose address space is capped
 (``RLIMIT_AS``): a file that makes its parser allocate past the cap fails there with a
 ``MemoryError`` (or the worker dies), never in the server. A job that runs past its time limit
-has its worker killed and replaced. Either way the caller gets ``DocumentTooComplex`` (422).
+has its worker killed and replaced. Either way the caller gets ``DocumentTooComplex`` (422). A
+worker killed from outside mid-job (SIGKILL, SIGTERM: the OOM killer, an operator) says nothing
+about the file: the job is tried once more in a fresh worker, and only a second kill is a 422.
 
 A worker that ends a job holding much of its cap (allocators keep what a large document made
 them reserve) retires, and is replaced, before it takes another job; a job that ran out of memory
@@ -25,6 +27,7 @@ import gc
 import logging
 import multiprocessing
 import resource
+import signal
 from collections.abc import Callable, Iterator
 from concurrent.futures import TimeoutError as FutureTimeout
 from concurrent.futures.process import BrokenProcessPool
@@ -49,6 +52,15 @@ JOBS_PER_WORKER = 50
 # A worker whose address space grew, over a job, by more than this share of the room its cap
 # leaves beyond what it spans idle retires.
 RETIRE_AFTER_GROWTH_SHARE = 0.5
+
+
+# A worker ended by one of these was stopped from outside (the OOM killer, an operator, a
+# supervisor) rather than by the file: its job is tried once more before the file is blamed.
+OUTSIDE_STOP_SIGNALS = frozenset({-signal.SIGKILL, -signal.SIGTERM})
+
+
+class WorkerStoppedFromOutside(Exception):
+    """The worker running a job was killed by a signal from outside (``OUTSIDE_STOP_SIGNALS``)."""
 
 
 class RetryOnFreshWorker(Exception):
@@ -165,7 +177,7 @@ class SandboxPool:
 
     async def run(self, owner: str, function: Callable[..., T], *args: Any, timeout_s: float) -> T:
         async with self._slots.slot(owner):
-            pool_restarted = retried_for_memory = False
+            pool_restarted = retried_for_memory = retried_after_kill = False
             while True:
                 try:
                     return await self._run_once(function, args, timeout_s)
@@ -174,6 +186,13 @@ class SandboxPool:
                         raise self._out_of_memory() from None
                     retried_for_memory = True
                     logger.info("%s job ran out of memory in a used worker; retrying", self.name)
+                except WorkerStoppedFromOutside:
+                    if retried_after_kill:
+                        raise DocumentTooComplex(
+                            "was being read when its reader was killed twice (it may need more "
+                            f"than the memory this server has: {self._memory_mib} MiB per reader)"
+                        ) from None
+                    retried_after_kill = True
                 except (BrokenProcessPool, RuntimeError) as exc:
                     # The pool itself broke (a worker killed while idle, by the OOM killer or
                     # an operator; workers that cannot start): the job never ran, and it is
@@ -202,6 +221,13 @@ class SandboxPool:
         except MemoryError:
             raise self._out_of_memory() from None
         except ProcessExpired as exc:
+            if exc.exitcode in OUTSIDE_STOP_SIGNALS:
+                logger.warning(
+                    "%s worker was killed from outside mid-job (signal %d); trying it again",
+                    self.name,
+                    -exc.exitcode,
+                )
+                raise WorkerStoppedFromOutside() from None
             logger.warning("%s worker died: %s", self.name, exc)
             raise DocumentTooComplex(
                 "made its reader fail (it crashed, or ran out of the "
