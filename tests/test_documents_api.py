@@ -220,6 +220,42 @@ async def test_upload_needs_a_file_and_auth(client: httpx.AsyncClient, alice: Te
     assert r.status_code == 401
 
 
+@pytest.mark.parametrize(
+    ("parts", "named"),
+    [
+        # Two documents in one request: the second would be dropped without a word.
+        (
+            [
+                ("file", ("one.txt", b"The first note is about herons.", "text/plain")),
+                ("file", ("two.txt", b"The second note is about foxes.", "text/plain")),
+            ],
+            "file",
+        ),
+        (
+            [
+                ("file", ("one.txt", b"A note about herons.", "text/plain")),
+                ("files", ("two.txt", b"A note about foxes.", "text/plain")),
+            ],
+            "files",
+        ),
+        (
+            [
+                ("file", ("one.txt", b"A note about herons.", "text/plain")),
+                ("purpose", (None, b"assistants")),
+            ],
+            "purpose",
+        ),
+    ],
+)
+async def test_parts_the_upload_would_not_read_are_refused(
+    client: httpx.AsyncClient, alice: TestUser, parts: list[Any], named: str
+) -> None:
+    r = await client.post("/upload/document", files=parts, headers=alice.headers)
+    assert r.status_code == 400, r.text
+    assert f"'{named}'" in r.json()["detail"]
+    assert (await client.get("/documents", headers=alice.headers)).json() == []
+
+
 async def test_documents_are_owner_only(
     client: httpx.AsyncClient, alice: TestUser, bob: TestUser
 ) -> None:

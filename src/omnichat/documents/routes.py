@@ -7,14 +7,15 @@ from collections.abc import AsyncIterator
 from typing import Annotated
 from urllib.parse import quote
 
-from fastapi import APIRouter, File, Form, Query, Response, UploadFile, status
+from fastapi import APIRouter, File, Form, Query, Request, Response, UploadFile, status
 from fastapi.responses import StreamingResponse
+from starlette.datastructures import FormData
 
 from omnichat.authenticate_first import AuthenticateFirstRoute
 from omnichat.deps import CurrentUser, DocumentsDep, PageDep
 from omnichat.documents.extraction.errors import ACCEPTED_TYPES
 from omnichat.documents.schemas import DocumentOut
-from omnichat.errors import NotFound, error_responses
+from omnichat.errors import BadRequest, NotFound, error_responses
 
 router = APIRouter(tags=["documents"], route_class=AuthenticateFirstRoute)
 
@@ -31,6 +32,7 @@ MEDIA_TYPES = {
     "txt": "text/plain; charset=utf-8",
     "md": "text/markdown; charset=utf-8",
 }
+UPLOAD_FIELDS = frozenset({"file", "session_id"})
 # Always downloaded, never shown inline.
 ATTACHMENT_ONLY = frozenset({"docx", "pptx", "xlsx", "html"})
 
@@ -50,6 +52,7 @@ ATTACHMENT_ONLY = frozenset({"docx", "pptx", "xlsx", "html"})
 async def upload_document(
     user: CurrentUser,
     documents: DocumentsDep,
+    request: Request,
     response: Response,
     file: Annotated[UploadFile, File(description=ACCEPTED_TYPES)],
     # An empty form field is no session (FastAPI reads it as absent), so the schema allows "".
@@ -57,7 +60,9 @@ async def upload_document(
     background: Annotated[bool, Query(description="Answer 202 at once; poll")] = False,
 ) -> DocumentOut:
     """Answers when the document is indexed (``ready``), or at once with 202 and status
-    ``processing`` with ``?background=true``."""
+    ``processing`` with ``?background=true``. One ``file`` per request: a second one, or a
+    form field other than ``file`` and ``session_id``, is a 400 naming it (never ignored)."""
+    _refuse_unread_fields(await request.form())
     document, indexing = await documents.upload(user.id, file.file, file.filename, session_id)
     if background:
         response.status_code = status.HTTP_202_ACCEPTED
@@ -78,6 +83,21 @@ async def upload_document(
         await documents.delete_document(user.id, document.id)
         raise failure
     return DocumentOut.of(await documents.get_document(user.id, document.id))
+
+
+def _refuse_unread_fields(form: FormData) -> None:
+    """The upload reads one ``file`` and at most one ``session_id``; anything else a client
+    sent would be dropped silently, so it is refused instead."""
+    for name in dict.fromkeys(form.keys()):
+        if name not in UPLOAD_FIELDS:
+            raise BadRequest(
+                f"Unknown form field '{name}': an upload takes 'file' and 'session_id'",
+                param=name,
+            )
+        if len(form.getlist(name)) > 1:
+            raise BadRequest(
+                f"More than one '{name}' part: upload one document per request", param=name
+            )
 
 
 @router.get("/documents", response_model=list[DocumentOut], responses=error_responses(401, 422))
