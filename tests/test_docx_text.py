@@ -132,3 +132,57 @@ async def test_every_visible_word_is_found_after_upload(
         assert any(word in hit.text for hit in hits), place
     for place, word in make.HIDDEN_WORDS.items():
         assert await container.retriever.retrieve(alice.id, word, mode="keyword") == [], place
+
+
+def _as_word_kind(data: bytes, main_content_type: str) -> bytes:
+    """The same package with its main part declared as another kind of Word document."""
+    import io
+    import zipfile
+
+    source, target = zipfile.ZipFile(io.BytesIO(data)), io.BytesIO()
+    with zipfile.ZipFile(target, "w", zipfile.ZIP_DEFLATED) as out:
+        for item in source.infolist():
+            content = source.read(item.filename)
+            if item.filename == "[Content_Types].xml":
+                word_main = (
+                    b"application/vnd.openxmlformats-officedocument.wordprocessingml.document."
+                    b"main+xml"
+                )
+                assert word_main in content
+                content = content.replace(word_main, main_content_type.encode())
+            out.writestr(item, content)
+    return target.getvalue()
+
+
+@pytest.mark.parametrize(
+    ("name", "main_content_type"),
+    [
+        ("macros.docm", "application/vnd.ms-word.document.macroEnabled.main+xml"),
+        (
+            "letter.dotx",
+            "application/vnd.openxmlformats-officedocument.wordprocessingml.template.main+xml",
+        ),
+        ("macros.dotm", "application/vnd.ms-word.template.macroEnabledTemplate.main+xml"),
+    ],
+)
+async def test_macro_enabled_documents_and_templates_are_read_like_docx(
+    client: httpx.AsyncClient,
+    alice: TestUser,
+    container: Container,
+    name: str,
+    main_content_type: str,
+) -> None:
+    """Word's other kinds (refused with 415 before) are the same WordprocessingML; their macros
+    are never run, only their text read."""
+    data = _as_word_kind(make.make_docx_with_every_part(), main_content_type)
+    r = await client.post(
+        "/upload/document",
+        files={"file": (name, data, "application/octet-stream")},
+        headers=alice.headers,
+    )
+    assert r.status_code == 200, r.text
+    document = r.json()
+    assert document["kind"] == "docx"
+    for place, word in make.VISIBLE_WORDS.items():
+        hits = await container.retriever.retrieve(alice.id, word, mode="keyword")
+        assert document["id"] in {hit.document_id for hit in hits}, place

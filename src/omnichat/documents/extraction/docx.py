@@ -14,13 +14,14 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol, cast
 
-import docx
 from docx.document import Document
 from docx.enum.style import WD_STYLE_TYPE
 from docx.opc.constants import RELATIONSHIP_TYPE as RT
-from docx.opc.part import Part, XmlPart
+from docx.opc.part import Part, PartFactory, XmlPart
 from docx.oxml.ns import nsmap
 from docx.oxml.parser import parse_xml
+from docx.package import Package
+from docx.parts.document import DocumentPart
 
 from omnichat.documents.extraction.archive import ArchiveLimits, check_archive
 from omnichat.documents.extraction.errors import NoExtractableText, UnreadableDocument
@@ -40,6 +41,27 @@ CORRUPT_DETAIL = "The DOCX file is corrupt or malformed and could not be read"
 DEADLINE_CHECK_EVERY = 2048
 
 
+# The main parts of Word's other document kinds, which python-docx reads like a .docx's once it
+# maps them to its DocumentPart: macro-enabled documents (.docm; macros are never run, only the
+# text is read) and templates (.dotx, .dotm).
+WORD_MAIN_CONTENT_TYPES = (
+    "application/vnd.ms-word.document.macroEnabled.main+xml",
+    "application/vnd.openxmlformats-officedocument.wordprocessingml.template.main+xml",
+    "application/vnd.ms-word.template.macroEnabledTemplate.main+xml",
+)
+for _content_type in WORD_MAIN_CONTENT_TYPES:
+    PartFactory.part_type_for.setdefault(_content_type, DocumentPart)
+
+
+def _open_word_document(path: Path) -> Document:
+    """The document of any Word package (``docx.Document`` accepts the .docx kind only)."""
+    part = Package.open(str(path)).main_document_part
+    if not isinstance(part, DocumentPart):
+        raise UnreadableDocument(CORRUPT_DETAIL)
+    document: Document = part.document
+    return document
+
+
 def extract_docx(
     path: Path, limits: ArchiveLimits, deadline: Deadline | None = None
 ) -> ExtractedDocument:
@@ -47,7 +69,7 @@ def extract_docx(
     ``DocumentTooComplex`` once ``deadline`` passes."""
     check_archive(path, limits)
     try:
-        text = render_document(docx.Document(str(path)), deadline)
+        text = render_document(_open_word_document(path), deadline)
     except (AppError, MemoryError):  # the sandbox turns a MemoryError into DocumentTooComplex
         raise
     except Exception as exc:  # any failure to parse an untrusted file is the file's fault

@@ -3,7 +3,8 @@
 ECMA-376 Part 2 (Open Packaging Conventions): the package relationship of type
 ``.../officeDocument`` in ``_rels/.rels`` names the main part, and ``[Content_Types].xml`` gives
 that part's content type (an ``Override`` for the part, else the ``Default`` for its extension).
-The content type decides: a Word document (what python-docx reads), a presentation (what
+The content type decides: a Word document (what python-docx reads, macro-enabled and templates
+included), a presentation (what
 python-pptx reads, macro-enabled included) or a workbook (what openpyxl reads, templates and
 macro-enabled included). Only those two small entries are read, at most ``MAX_PART_BYTES`` each,
 with an XML parser that resolves no entities and loads nothing.
@@ -34,6 +35,11 @@ _PML = "application/vnd.openxmlformats-officedocument.presentationml"
 _SML = "application/vnd.openxmlformats-officedocument.spreadsheetml"
 MAIN_CONTENT_TYPES = {
     _WORD: DocumentKind.DOCX,
+    "application/vnd.ms-word.document.macroEnabled.main+xml": DocumentKind.DOCX,
+    "application/vnd.openxmlformats-officedocument.wordprocessingml.template.main+xml": (
+        DocumentKind.DOCX
+    ),
+    "application/vnd.ms-word.template.macroEnabledTemplate.main+xml": DocumentKind.DOCX,
     f"{_PML}.presentation.main+xml": DocumentKind.PPTX,
     "application/vnd.ms-powerpoint.presentation.macroEnabled.main+xml": DocumentKind.PPTX,
     f"{_SML}.sheet.main+xml": DocumentKind.XLSX,
