@@ -110,6 +110,18 @@ def test_csv_quoted_fields_may_hold_delimiters_newlines_and_pipes(tmp_path: Path
     )
 
 
+def test_csv_a_field_longer_than_the_csv_modules_default_limit_is_read(tmp_path: Path) -> None:
+    """A 300 KB note in one cell (the csv module stops at 128 KiB by default) is a cell, not a
+    malformed file."""
+    note = "lorem " * 50_000 + "quetzalcoatlus"
+    data = f'id,note\n1,"{note}"\n2,short\n'.encode()
+
+    text = text_of(tmp_path, data, "notes.csv")
+    assert text.startswith("| id | note |")
+    assert "quetzalcoatlus" in text
+    assert text.endswith("| 2 | short |")
+
+
 @pytest.mark.parametrize(
     "data",
     [

@@ -18,7 +18,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from omnichat.documents.extraction.errors import NoExtractableText, UnreadableDocument
-from omnichat.documents.extraction.tables import TextBudget, cell_text, markdown_table
+from omnichat.documents.extraction.tables import (
+    TextBudget,
+    cell_text,
+    markdown_table,
+    too_many_chars,
+)
 from omnichat.documents.extraction.text import decode_file, read_sample, sample_text
 from omnichat.rag.types import DocumentKind, ExtractedDocument, ExtractedPage
 
@@ -76,6 +81,9 @@ def extract_csv(path: Path, max_chars: int, deadline: Deadline) -> ExtractedDocu
     text = decode_file(path.read_bytes())
     budget = TextBudget(max_chars)
     rows: list[list[str]] = []
+    # The csv module refuses a field over 128 KiB by default (a long note in one cell is no
+    # malformed file); one over the document's whole text budget is too large, as a document.
+    csv.field_size_limit(max_chars + 1)
     try:
         for number, row in enumerate(
             csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
@@ -86,6 +94,8 @@ def extract_csv(path: Path, max_chars: int, deadline: Deadline) -> ExtractedDocu
             budget.spend(sum(map(len, cells)) + 3 * (len(cells) - cells.count("")))
             rows.append(cells)
     except csv.Error as exc:
+        if "field larger than field limit" in str(exc):
+            raise too_many_chars(max_chars) from None
         raise UnreadableDocument(f"The CSV file is malformed: {exc}") from exc
     table = markdown_table(rows)
     if not table:
