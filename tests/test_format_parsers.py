@@ -21,6 +21,7 @@ from omnichat.documents.extraction.parse import ParseLimits, parse_file
 from omnichat.documents.extraction.tables import markdown_table
 from omnichat.documents.extraction.text import TEXT_SAMPLE_BYTES, decode_text
 from omnichat.rag.types import DocumentKind, ExtractedDocument
+from omnichat.settings import Settings
 from tests import office_factory as make
 from tests.test_formats import CSV_ROWS, DECK, WORKBOOK, page_html
 
@@ -108,6 +109,28 @@ def test_csv_quoted_fields_may_hold_delimiters_newlines_and_pipes(tmp_path: Path
     assert text_of(tmp_path, data, "people.csv") == (
         "| name | note |\n| --- | --- |\n| Smith, J. | two lines \\| here |\n| Doe | plain |"
     )
+
+
+def test_xlsx_of_thirty_thousand_rows_is_read_whole_within_the_default_limits(
+    tmp_path: Path,
+) -> None:
+    """30,000 rows x 8 columns (refused at the 10 s deadline when openpyxl read it) is one
+    table, first row to last, under the server's default parse limits."""
+    import openpyxl
+
+    workbook = openpyxl.Workbook(write_only=True)
+    sheet = workbook.create_sheet("Ledger")
+    sheet.append([f"column {c}" for c in range(8)])
+    for r in range(30_000):
+        sheet.append([r, f"item{r}", r * 0.5, "text", f"city{r % 97}", r % 7, "x", f"note{r}"])
+    path = tmp_path / "ledger.xlsx"
+    workbook.save(path)
+    limits = ParseLimits.from_settings(Settings())
+
+    text = parse(tmp_path, path.read_bytes(), "ledger.xlsx", limits).pages[0].text
+    assert text.startswith("## Ledger\n\n| column 0 | column 1 |")
+    assert "| 0 | item0 | 0 | text |" in text
+    assert "| 29999 | item29999 | 14999.5 | text |" in text
 
 
 def test_csv_a_field_longer_than_the_csv_modules_default_limit_is_read(tmp_path: Path) -> None:

@@ -11,7 +11,6 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from omnichat.documents.extraction.archive import ArchiveLimits
 from omnichat.documents.extraction.errors import (
     DocumentTooComplex,
     DocumentTooLarge,
@@ -60,17 +59,7 @@ class Extractor:
     """One per app: it owns the worker pools, so call ``close()`` on shutdown."""
 
     def __init__(self, settings: Settings) -> None:
-        self.limits = ParseLimits(
-            max_pdf_pages=settings.max_pdf_pages,
-            max_chars=settings.max_extracted_chars,
-            archive=ArchiveLimits(
-                max_uncompressed_bytes=settings.max_docx_uncompressed_bytes,
-                max_entries=settings.max_docx_entries,
-                max_compression_ratio=settings.max_docx_compression_ratio,
-            ),
-            deadline_base_s=settings.parse_deadline_s,
-            deadline_per_page_s=settings.parse_deadline_per_page_s,
-        )
+        self.limits = ParseLimits.from_settings(settings)
         self.ocr_limits = OcrLimits(
             max_pages=settings.ocr_max_pages,
             page_timeout_s=settings.ocr_page_timeout_s,

@@ -12,6 +12,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from omnichat.documents.extraction.archive import ArchiveLimits
 from omnichat.documents.extraction.csv import extract_csv
@@ -25,6 +26,9 @@ from omnichat.documents.extraction.text import extract_text
 from omnichat.documents.extraction.xlsx import extract_xlsx
 from omnichat.rag.types import DocumentKind, ExtractedDocument
 
+if TYPE_CHECKING:
+    from omnichat.settings import Settings
+
 
 @dataclass(frozen=True)
 class ParseLimits:
@@ -37,6 +41,20 @@ class ParseLimits:
     archive: ArchiveLimits  # DOCX, PPTX and XLSX (zip) checks before unpacking
     deadline_base_s: float = 10.0
     deadline_per_page_s: float = 0.02
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> ParseLimits:
+        return cls(
+            max_pdf_pages=settings.max_pdf_pages,
+            max_chars=settings.max_extracted_chars,
+            archive=ArchiveLimits(
+                max_uncompressed_bytes=settings.max_docx_uncompressed_bytes,
+                max_entries=settings.max_docx_entries,
+                max_compression_ratio=settings.max_docx_compression_ratio,
+            ),
+            deadline_base_s=settings.parse_deadline_s,
+            deadline_per_page_s=settings.parse_deadline_per_page_s,
+        )
 
 
 class Deadline:
