@@ -268,6 +268,32 @@ async def test_what_the_bytes_refuse_stays_refused(
     assert (await client.get("/documents", headers=user.headers)).json() == []
 
 
+async def test_a_sheet_spanning_the_whole_grid_is_too_complex_and_costs_nothing_else(
+    client: httpx.AsyncClient, make_user: UserFactory
+) -> None:
+    """Two values, in A1 and in the grid's last cell (XFD1048576): reading it needs more memory
+    than a reader may use. A clear 422 from the worker (never the server's own memory), and the
+    next upload is read as usual."""
+    import io
+
+    import openpyxl
+
+    workbook = openpyxl.Workbook()
+    sheet = workbook.active
+    assert sheet is not None
+    sheet["A1"], sheet["XFD1048576"] = "alpha", "omega"
+    far = io.BytesIO()
+    workbook.save(far)
+    user = await make_user()
+
+    r = await upload(client, user, far.getvalue(), "far.xlsx")
+    assert r.status_code == 422, r.text
+    assert "too complex" in r.json()["detail"]
+    assert (await client.get("/documents", headers=user.headers)).json() == []
+    r = await upload(client, user, make.make_xlsx(WORKBOOK), "book.xlsx")
+    assert r.status_code == 200, r.text
+
+
 @pytest.mark.parametrize(
     ("name", "data", "kind", "word"),
     [

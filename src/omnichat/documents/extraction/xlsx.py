@@ -7,7 +7,9 @@ One page: a section per worksheet in the workbook's order (``## Sheet name``), i
 Markdown table (``tables``) whose header is its first non-empty row; empty rows and columns are
 left out, and so are sheets without values and chart sheets. Only the cells the sheet's XML
 holds are read (a false ``A1:XFD1048576`` dimension costs nothing); a sheet is parsed whole by
-calamine (bounded by the worker's memory cap and hard timeout), then its rows count against
+calamine into the rectangle its cells span, bounded by the worker's memory cap (values in A1 and
+XFD1048576 make calamine abort there: a 422 "too complex"; openpyxl took past the deadline for
+the same file) and hard timeout, then its rows count against
 ``max_chars`` and the deadline is checked every ``CHECK_EVERY_ROWS`` rows as they are rendered.
 """
 
