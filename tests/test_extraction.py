@@ -68,6 +68,35 @@ async def test_pdf_keeps_pages_and_their_text(extractor: Extractor, tmp_path: Pa
     ]
 
 
+async def test_pdf_notes_and_text_boxes_follow_their_pages_text(
+    extractor: Extractor, tmp_path: Path
+) -> None:
+    """A sticky note and a text box are annotations, no part of the page's text layer: a
+    reader sees them, so they are read, on their own page, after its text."""
+    from fpdf import FPDF
+
+    pdf = FPDF()
+    pdf.set_font("helvetica", size=12)
+    pdf.add_page()
+    pdf.cell(text="Body of the first page.")
+    pdf.add_page()
+    pdf.cell(text="Body of the second page.")
+    pdf.text_annotation(20, 40, "A sticky note about the wombat quarry.")
+    pdf.free_text_annotation("A text box naming the zeppelin hangar.", x=20, y=60, w=80, h=20)
+    path = write(tmp_path, "notes.pdf", bytes(pdf.output()))
+
+    document = await extractor.extract(path, "notes.pdf", OWNER)
+
+    assert [(page.number, page.text) for page in document.pages] == [
+        (1, "Body of the first page."),
+        (
+            2,
+            "Body of the second page.\n\nA sticky note about the wombat quarry.\n\n"
+            "A text box naming the zeppelin hangar.",
+        ),
+    ]
+
+
 async def test_docx_renders_headings_lists_and_tables_in_order(
     extractor: Extractor, tmp_path: Path
 ) -> None:

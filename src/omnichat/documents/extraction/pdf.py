@@ -1,9 +1,11 @@
 """PDF text, page by page, with PDFium. Runs in a sandbox worker (PDFium is not thread-safe,
 and a crash or a runaway file in it must not touch the server). Pages without a text layer
-that carry images are left for OCR (``ocr_pages``)."""
+that carry images are left for OCR (``ocr_pages``). A page's sticky notes and text boxes
+(annotations, which are no part of its text layer) follow its text."""
 
 from __future__ import annotations
 
+import ctypes
 import re
 from typing import TYPE_CHECKING
 
@@ -23,6 +25,10 @@ if TYPE_CHECKING:
     from omnichat.documents.extraction.parse import Deadline
 
 # PDFium load error codes (FPDF_ERR_*) that mean "needs a password" or "unsupported security".
+# Annotations whose text a reader sees on the page or in its popup: sticky notes and text boxes.
+TEXT_ANNOTATIONS = frozenset({pdfium.raw.FPDF_ANNOT_TEXT, pdfium.raw.FPDF_ANNOT_FREETEXT})
+HIDDEN_ANNOTATION_FLAGS = pdfium.raw.FPDF_ANNOT_FLAG_HIDDEN | pdfium.raw.FPDF_ANNOT_FLAG_NOVIEW
+MAX_ANNOTATION_BYTES = 1024 * 1024  # a note's text; the document's text budget still applies
 _ENCRYPTION_ERRORS = frozenset({pdfium.raw.FPDF_ERR_PASSWORD, pdfium.raw.FPDF_ERR_SECURITY})
 CORRUPT_DETAIL = "The PDF is corrupt or malformed and could not be read"
 _SPACE_RUNS = re.compile(r"[ \t\u00a0]+")
@@ -111,9 +117,45 @@ def _page_text(document: pdfium.PdfDocument, index: int) -> tuple[str, bool]:
             text = str(textpage.get_text_range())
         finally:
             textpage.close()
+        notes = _annotation_texts(page)
+        if notes:
+            text = "\n\n".join([text, *notes]) if text.strip() else "\n\n".join(notes)
         if text.strip():
             return text, False
         images = page.get_objects(filter=[pdfium.raw.FPDF_PAGEOBJ_IMAGE], max_depth=4)
         return text, next(iter(images), None) is not None
     finally:
         page.close()
+
+
+def _annotation_texts(page: pdfium.PdfPage) -> list[str]:
+    """The text of the page's notes a reader sees (``TEXT_ANNOTATIONS``: sticky notes, text
+    boxes), in the page's order, unless hidden; it is no part of the page's text layer."""
+    raw = pdfium.raw
+    texts: list[str] = []
+    for index in range(raw.FPDFPage_GetAnnotCount(page.raw)):
+        annotation = raw.FPDFPage_GetAnnot(page.raw, index)
+        if not annotation:
+            continue
+        try:
+            hidden = raw.FPDFAnnot_GetFlags(annotation) & HIDDEN_ANNOTATION_FLAGS
+            if raw.FPDFAnnot_GetSubtype(annotation) in TEXT_ANNOTATIONS and not hidden:
+                text = _annotation_string(annotation, b"Contents").strip()
+                if text:
+                    texts.append(text)
+        finally:
+            raw.FPDFPage_CloseAnnot(annotation)
+    return texts
+
+
+def _annotation_string(annotation: object, key: bytes) -> str:
+    """An annotation's string entry (PDFium hands it over as UTF-16LE with a terminator)."""
+    raw = pdfium.raw
+    size = raw.FPDFAnnot_GetStringValue(annotation, key, None, 0)
+    if size <= 2 or size > MAX_ANNOTATION_BYTES:
+        return ""
+    buffer = ctypes.create_string_buffer(size)
+    raw.FPDFAnnot_GetStringValue(
+        annotation, key, ctypes.cast(buffer, ctypes.POINTER(raw.FPDF_WCHAR)), size
+    )
+    return buffer.raw[: size - 2].decode("utf-16-le", errors="replace")
