@@ -74,6 +74,7 @@ async def test_pdf_notes_and_text_boxes_follow_their_pages_text(
     """A sticky note and a text box are annotations, no part of the page's text layer: a
     reader sees them, so they are read, on their own page, after its text."""
     from fpdf import FPDF
+    from fpdf.enums import AnnotationFlag
 
     pdf = FPDF()
     pdf.set_font("helvetica", size=12)
@@ -83,6 +84,7 @@ async def test_pdf_notes_and_text_boxes_follow_their_pages_text(
     pdf.cell(text="Body of the second page.")
     pdf.text_annotation(20, 40, "A sticky note about the wombat quarry.")
     pdf.free_text_annotation("A text box naming the zeppelin hangar.", x=20, y=60, w=80, h=20)
+    pdf.text_annotation(20, 90, "A hidden note nobody sees.", flags=(AnnotationFlag.HIDDEN,))
     path = write(tmp_path, "notes.pdf", bytes(pdf.output()))
 
     document = await extractor.extract(path, "notes.pdf", OWNER)
