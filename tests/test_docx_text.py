@@ -186,3 +186,52 @@ async def test_macro_enabled_documents_and_templates_are_read_like_docx(
     for place, word in make.VISIBLE_WORDS.items():
         hits = await container.retriever.retrieve(alice.id, word, mode="keyword")
         assert document["id"] in {hit.document_id for hit in hits}, place
+
+
+def _with_alt_chunks(chunks: list[tuple[str, str, bytes]]) -> bytes:
+    """A DOCX whose body is a paragraph, then each (part name, content type, bytes) imported as
+    a w:altChunk, then a closing paragraph."""
+    import io
+
+    import docx
+    from docx.opc.constants import RELATIONSHIP_TYPE as RT
+    from docx.opc.packuri import PackURI
+    from docx.opc.part import Part
+    from docx.oxml.parser import parse_xml
+
+    document = docx.Document()
+    document.add_paragraph("Opening paragraph.")
+    body = document.element.body
+    for name, content_type, data in chunks:
+        part = Part(PackURI(name), content_type, data, document.part.package)
+        rel_id = document.part.relate_to(part, RT.A_F_CHUNK)
+        chunk = parse_xml(
+            '<w:altChunk xmlns:w="http://schemas.openxmlformats.org/wordprocessingml/2006/main"'
+            ' xmlns:r="http://schemas.openxmlformats.org/officeDocument/2006/relationships"'
+            f' r:id="{rel_id}"/>'
+        )
+        body.insert(len(body) - 1, chunk)  # before the body's w:sectPr
+    document.add_paragraph("Closing paragraph.")
+    out = io.BytesIO()
+    document.save(out)
+    return out.getvalue()
+
+
+def test_imported_html_and_text_chunks_are_read_in_place(tmp_path: Path) -> None:
+    """w:altChunk: content imported in another format (Word shows it where it stands)."""
+    page = (
+        b"<html><head><title>Imported</title><script>var hidden = 'scriptword';</script>"
+        b"</head><body><p>The imported page names the okapi sanctuary.</p></body></html>"
+    )
+    data = _with_alt_chunks(
+        [
+            ("/word/afchunk1.htm", "text/html", page),
+            ("/word/afchunk2.txt", "text/plain", b"Plain import: the narwhal ledger."),
+            ("/word/afchunk3.rtf", "application/rtf", b"{\\rtf1 rtfword}"),
+        ]
+    )
+    text = _text_of(tmp_path, data)
+    assert text == (
+        "Opening paragraph.\n\n# Imported\n\nThe imported page names the okapi sanctuary.\n\n"
+        "Plain import: the narwhal ledger.\n\nClosing paragraph."
+    )

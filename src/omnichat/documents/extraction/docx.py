@@ -4,7 +4,8 @@ tables) in reading order: headers, the body, footnotes, endnotes, comments, foot
 
 The walk goes over the WordprocessingML itself (ECMA-376 Part 1, §17) rather than
 python-docx's objects, which see only body paragraphs and tables: text inside content controls,
-text boxes, tracked insertions, hyperlinks, fields and the other stories would be lost."""
+text boxes, tracked insertions, hyperlinks, fields, imported HTML or text (w:altChunk) and the
+other stories would be lost."""
 
 from __future__ import annotations
 
@@ -25,7 +26,8 @@ from docx.parts.document import DocumentPart
 
 from omnichat.documents.extraction.archive import ArchiveLimits, check_archive
 from omnichat.documents.extraction.errors import NoExtractableText, UnreadableDocument
-from omnichat.documents.extraction.text import clean_text
+from omnichat.documents.extraction.html import html_text
+from omnichat.documents.extraction.text import clean_text, decode_file
 from omnichat.errors import AppError
 from omnichat.rag.types import DocumentKind, ExtractedDocument, ExtractedPage
 
@@ -125,6 +127,10 @@ _REFERENCES = {_w(f"{kind}Reference"): kind for kind in ["footnote", "endnote", 
 _REFERENCES[_w("commentRangeStart")] = "comment"
 _NOTE_PARTS = {"footnote": RT.FOOTNOTES, "endnote": RT.ENDNOTES, "comment": RT.COMMENTS}
 _OFF = frozenset({"0", "false", "off"})
+_ALT_CHUNK = _w("altChunk")
+_HTML_CHUNKS = frozenset({"text/html", "application/xhtml+xml"})
+# An altChunk read without a document deadline (tests) still has one.
+ALT_CHUNK_DEADLINE_S = 60.0
 
 
 def render_document(document: Document, deadline: Deadline | None = None) -> str:
@@ -230,6 +236,23 @@ class _Reader:
             if note.tag == _w(kind) and note.get(_w("type"), "normal") == "normal":
                 by_id.setdefault((note.get(_ID) or "").strip(), note)
         return [by_id[note_id] for note_id in wanted if note_id in by_id]
+
+    def alt_chunk(self, element: _Xml) -> str:
+        """The text of a w:altChunk: content imported in another format, a part of the
+        package of its own (an HTML page or plain text; a chunk of another format is logged
+        and left out)."""
+        part = self._document.part.related_parts.get(element.get(_R_ID) or "")
+        if part is None:
+            return ""
+        content_type = part.content_type.split(";")[0].strip().lower()
+        if content_type in _HTML_CHUNKS:
+            from omnichat.documents.extraction.parse import Deadline
+
+            return html_text(part.blob, self._deadline or Deadline(ALT_CHUNK_DEADLINE_S))
+        if content_type == "text/plain":
+            return clean_text(decode_file(part.blob))
+        logger.info("DOCX altChunk of type %s left out", content_type)
+        return ""
 
     def headers_or_footers(self, kind: str) -> list[_Xml]:
         """The w:hdr or w:ftr parts the sections show, each once: per section (w:sectPr),
@@ -341,6 +364,10 @@ class _Flow:
                     self.add_blocks(branch)
             elif tag in _REFERENCES:
                 self._reader.refer(child)
+            elif tag == _ALT_CHUNK:
+                if text := self._reader.alt_chunk(child):
+                    self._end_list()
+                    self._blocks.append(text)
             elif isinstance(tag, str) and tag not in _SKIPPED:
                 self.add_blocks(child)
 

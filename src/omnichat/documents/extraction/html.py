@@ -106,7 +106,15 @@ def declared_charset(head: bytes) -> str | None:
 
 def extract_html(path: Path, max_chars: int, deadline: Deadline) -> ExtractedDocument:
     """The page's main text, one page. Blocking: run it in a sandbox worker."""
-    data = path.read_bytes()
+    page = html_text(path.read_bytes(), deadline, max_chars)
+    if not page:
+        raise NoExtractableText("The HTML page contains no text")
+    return ExtractedDocument(kind=DocumentKind.HTML, pages=[ExtractedPage(number=1, text=page)])
+
+
+def html_text(data: bytes, deadline: Deadline, max_chars: int | None = None) -> str:
+    """The main text of the HTML page ``data`` (title first, no scripts, styles or page
+    furniture), ``""`` when it has none; ``max_chars``: ``DocumentTooLarge`` past it."""
     text = decode_file(data, declared=declared_charset(data[:TEXT_SAMPLE_BYTES]))
     text = _MARKERS.sub("", _XML_DECLARATION.sub("", text))
     # huge_tree: libxml2's default limits (256 levels of nesting, 10 MB text nodes) stop the
@@ -127,17 +135,15 @@ def extract_html(path: Path, max_chars: int, deadline: Deadline) -> ExtractedDoc
             else "is past the limits of its reader"
         )
     if root is None:
-        raise NoExtractableText("The HTML page contains no text")
+        return ""
     title = _collapse(root.findtext(".//title") or "")
     body = _strip_non_content(root, deadline)
     blocks = _blocks(body, deadline) if body is not None else []
     if title and (not blocks or blocks[0].lstrip("#").strip() != title):
         blocks.insert(0, f"# {title}")
-    TextBudget(max_chars).spend(sum(len(block) + 2 for block in blocks))
-    page = clean_text("\n\n".join(blocks))
-    if not page:
-        raise NoExtractableText("The HTML page contains no text")
-    return ExtractedDocument(kind=DocumentKind.HTML, pages=[ExtractedPage(number=1, text=page)])
+    if max_chars is not None:
+        TextBudget(max_chars).spend(sum(len(block) + 2 for block in blocks))
+    return clean_text("\n\n".join(blocks))
 
 
 def _strip_non_content(root: etree._Element, deadline: Deadline) -> etree._Element | None:
