@@ -18,16 +18,18 @@ from typing import TYPE_CHECKING, Protocol, cast
 from docx.document import Document
 from docx.enum.style import WD_STYLE_TYPE
 from docx.opc.constants import RELATIONSHIP_TYPE as RT
-from docx.opc.part import Part, PartFactory, XmlPart
+from docx.opc.part import Part, XmlPart
 from docx.oxml.ns import nsmap
 from docx.oxml.parser import parse_xml
-from docx.package import Package
-from docx.parts.document import DocumentPart
 
 from omnichat.documents.extraction.archive import ArchiveLimits, check_archive
 from omnichat.documents.extraction.errors import NoExtractableText, UnreadableDocument
-from omnichat.documents.extraction.html import html_text
-from omnichat.documents.extraction.text import clean_text, decode_file
+from omnichat.documents.extraction.text import clean_text
+from omnichat.documents.extraction.word_package import (
+    CORRUPT_DETAIL,
+    alt_chunk_text,
+    open_word_document,
+)
 from omnichat.errors import AppError
 from omnichat.rag.types import DocumentKind, ExtractedDocument, ExtractedPage
 
@@ -38,30 +40,8 @@ logger = logging.getLogger("omnichat.documents.docx")
 
 _HEADING_STYLE = re.compile(r"^Heading ([1-9])$")
 _LIST_STYLE = re.compile(r"^List (Bullet|Number)(?: ([2-9]))?$")
-CORRUPT_DETAIL = "The DOCX file is corrupt or malformed and could not be read"
 # The deadline is checked once per this many XML elements walked.
 DEADLINE_CHECK_EVERY = 2048
-
-
-# The main parts of Word's other document kinds, which python-docx reads like a .docx's once it
-# maps them to its DocumentPart: macro-enabled documents (.docm; macros are never run, only the
-# text is read) and templates (.dotx, .dotm).
-WORD_MAIN_CONTENT_TYPES = (
-    "application/vnd.ms-word.document.macroEnabled.main+xml",
-    "application/vnd.openxmlformats-officedocument.wordprocessingml.template.main+xml",
-    "application/vnd.ms-word.template.macroEnabledTemplate.main+xml",
-)
-for _content_type in WORD_MAIN_CONTENT_TYPES:
-    PartFactory.part_type_for.setdefault(_content_type, DocumentPart)
-
-
-def _open_word_document(path: Path) -> Document:
-    """The document of any Word package (``docx.Document`` accepts the .docx kind only)."""
-    part = Package.open(str(path)).main_document_part
-    if not isinstance(part, DocumentPart):
-        raise UnreadableDocument(CORRUPT_DETAIL)
-    document: Document = part.document
-    return document
 
 
 def extract_docx(
@@ -71,7 +51,7 @@ def extract_docx(
     ``DocumentTooComplex`` once ``deadline`` passes."""
     check_archive(path, limits)
     try:
-        text = render_document(_open_word_document(path), deadline)
+        text = render_document(open_word_document(path), deadline)
     except (AppError, MemoryError):  # the sandbox turns a MemoryError into DocumentTooComplex
         raise
     except Exception as exc:  # any failure to parse an untrusted file is the file's fault
@@ -128,9 +108,6 @@ _REFERENCES[_w("commentRangeStart")] = "comment"
 _NOTE_PARTS = {"footnote": RT.FOOTNOTES, "endnote": RT.ENDNOTES, "comment": RT.COMMENTS}
 _OFF = frozenset({"0", "false", "off"})
 _ALT_CHUNK = _w("altChunk")
-_HTML_CHUNKS = frozenset({"text/html", "application/xhtml+xml"})
-# An altChunk read without a document deadline (tests) still has one.
-ALT_CHUNK_DEADLINE_S = 60.0
 
 
 def render_document(document: Document, deadline: Deadline | None = None) -> str:
@@ -238,21 +215,9 @@ class _Reader:
         return [by_id[note_id] for note_id in wanted if note_id in by_id]
 
     def alt_chunk(self, element: _Xml) -> str:
-        """The text of a w:altChunk: content imported in another format, a part of the
-        package of its own (an HTML page or plain text; a chunk of another format is logged
-        and left out)."""
+        """The text of a w:altChunk (``word_package.alt_chunk_text``)."""
         part = self._document.part.related_parts.get(element.get(_R_ID) or "")
-        if part is None:
-            return ""
-        content_type = part.content_type.split(";")[0].strip().lower()
-        if content_type in _HTML_CHUNKS:
-            from omnichat.documents.extraction.parse import Deadline
-
-            return html_text(part.blob, self._deadline or Deadline(ALT_CHUNK_DEADLINE_S))
-        if content_type == "text/plain":
-            return clean_text(decode_file(part.blob))
-        logger.info("DOCX altChunk of type %s left out", content_type)
-        return ""
+        return alt_chunk_text(part, self._deadline) if part is not None else ""
 
     def headers_or_footers(self, kind: str) -> list[_Xml]:
         """The w:hdr or w:ftr parts the sections show, each once: per section (w:sectPr),
