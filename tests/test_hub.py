@@ -3,11 +3,19 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 
 import pytest
 
+from omnichat.errors import NotFound
 from omnichat.generation import hub as hub_module
-from omnichat.generation.hub import FINISHED_REPLY_TTL_S, InProcessHub, LiveReply, ReplyFinal
+from omnichat.generation.hub import (
+    FINISHED_REPLY_TTL_S,
+    InProcessHub,
+    LiveReply,
+    ReplyFinal,
+    RequestReply,
+)
 
 
 class Clock:
@@ -166,3 +174,24 @@ def test_a_reply_registered_after_its_rows_were_deleted_is_abandoned_at_once(
     again = reply("late")
     hub.register(again)
     assert again.abandoned is None
+
+
+def test_a_request_reply_begun_after_its_account_was_deleted_ends_at_once(clock: Clock) -> None:
+    """A request authenticated just before its account was deleted registers after the delete
+    ended the others: it ends the same way, with the same reason (a 404), while the tombstone
+    lasts; another user's is untouched."""
+    hub = InProcessHub()
+
+    async def begin(user_id: str) -> RequestReply:
+        begun = hub.begin_request_reply(user_id)
+        with contextlib.suppress(asyncio.CancelledError):
+            await asyncio.sleep(0)  # a cancel lands here
+        return begun
+
+    asyncio.run(hub.abandon_user("u1", "The account was deleted"))
+    late = asyncio.run(begin("u1"))
+    assert isinstance(late.ended, NotFound)
+    assert late.ended.detail == "The account was deleted"
+    assert asyncio.run(begin("u2")).ended is None
+    clock.now += hub_module.ABANDONED_TTL_S + 1
+    assert asyncio.run(begin("u1")).ended is None  # the tombstone expires

@@ -306,7 +306,9 @@ async def test_deleting_the_account_ends_its_replies_made_in_requests(
     ):
         deleter = a if where == "same worker" else b
         user = await register_user(a, "stateless")
-        fake_provider.script(*[Reply(tokens=TOKENS, interval_s=0.05)] * 3)
+        # More than the three calls: a stray call of an earlier test cannot leave one of ours
+        # an instant echo that finishes before the delete.
+        fake_provider.script(*[Reply(tokens=TOKENS, interval_s=0.05)] * 6)
         prompt = [{"role": "user", "content": "go"}]
         streamed = asyncio.create_task(_v1_stream(a, user))
         whole = asyncio.create_task(

@@ -20,8 +20,8 @@ from omnichat.llm.types import Usage
 
 # Finished replies stay only for followers still reading them; later re-attaches read the database.
 FINISHED_REPLY_TTL_S = 30.0
-# A reply whose rows were deleted is refused if it registers this long after (another worker's
-# delete can overtake the registration it raced with).
+# A reply whose rows were deleted (or a request reply of a deleted account) is ended if it
+# registers this long after (a delete can overtake the registration it raced with).
 ABANDONED_TTL_S = 60.0
 # How long ``abandon`` waits for the replies it stopped to finish (and free their slots).
 ABANDON_WAIT_S = 5.0
@@ -228,8 +228,9 @@ class InProcessHub:
         self._replies: dict[str, LiveReply] = {}
         # In the order they finished, so eviction looks only at the expired ones.
         self._finished: deque[LiveReply] = deque()
-        # Replies abandoned by id: (when, why), oldest first.
+        # Replies abandoned by id, and deleted accounts by user id: (when, why), oldest first.
         self._abandoned: dict[str, tuple[float, str]] = {}
+        self._abandoned_users: dict[str, tuple[float, str]] = {}
         self._in_requests: dict[str, set[RequestReply]] = {}
 
     def register(self, reply: LiveReply) -> None:
@@ -303,6 +304,7 @@ class InProcessHub:
             await asyncio.wait(stopping, timeout=ABANDON_WAIT_S)
 
     async def abandon_user(self, user_id: str, reason: str) -> None:
+        self._abandoned_users[user_id] = (time.monotonic(), reason)
         for in_request in list(self._in_requests.get(user_id, ())):
             in_request.end(NotFound(reason))
         stored = [key for key, reply in self._replies.items() if reply.user_id == user_id]
@@ -313,6 +315,11 @@ class InProcessHub:
         assert task is not None, "a request reply runs in its request's task"
         reply = RequestReply(user_id, task)
         self._in_requests.setdefault(user_id, set()).add(reply)
+        self._evict_finished()
+        tombstone = self._abandoned_users.get(user_id)
+        if tombstone is not None:
+            # Authenticated just before its account was deleted: it ends like the others did.
+            reply.end(NotFound(tombstone[1]))
         return reply
 
     def end_request_reply(self, reply: RequestReply) -> None:
@@ -355,9 +362,9 @@ class InProcessHub:
             reply = finished.popleft()
             if self._replies.get(reply.message_id) is reply:
                 del self._replies[reply.message_id]
-        abandoned = self._abandoned
-        while abandoned:
-            message_id, (when, _) = next(iter(abandoned.items()))
-            if when >= now - ABANDONED_TTL_S:
-                break
-            del abandoned[message_id]
+        for tombstones in (self._abandoned, self._abandoned_users):
+            while tombstones:
+                key, (when, _) = next(iter(tombstones.items()))
+                if when >= now - ABANDONED_TTL_S:
+                    break
+                del tombstones[key]
