@@ -178,6 +178,37 @@ def test_unterminated_heads_do_not_grow_the_server(edge: Served) -> None:
     assert grown_kib < 8 * 1024, f"the server grew by {grown_kib} KiB"
 
 
+def test_an_endless_chunked_trailer_is_cut_off(edge: Served) -> None:
+    """Chunk lines and trailers come after the head, inside the body: an endless trailer (or
+    chunk extension) is capped like a head, the connection dropped, the server not grown; a
+    chunked body with ordinary framing is served."""
+    ordinary = (
+        b"POST /auth/login HTTP/1.1\r\nHost: edge\r\nContent-Type: application/json\r\n"
+        b"Transfer-Encoding: chunked\r\n\r\n2;name=value\r\n{}\r\n0\r\nX-Trailer: fine\r\n\r\n"
+    )
+    assert _send_head(edge, ordinary).startswith(b"HTTP/1.1 422")
+    before = edge.settled_rss_kib()
+    for attack in (b"0\r\nX-T: ", b"2;x="):
+        sock = edge.connect(source="127.0.2.1")
+        try:
+            sock.sendall(
+                b"POST /auth/login HTTP/1.1\r\nHost: edge\r\nTransfer-Encoding: chunked\r\n\r\n"
+                + (b"2\r\n{}\r\n" if attack.startswith(b"0") else b"")
+                + attack
+            )
+            sent = 0
+            with contextlib.suppress(BrokenPipeError, ConnectionResetError, TimeoutError):
+                while sent < 8 * 1024 * 1024:
+                    sock.sendall(b"a" * 64 * 1024)
+                    sent += 64 * 1024
+            assert sent < 8 * 1024 * 1024, "8 MB of trailer were taken in"
+        finally:
+            sock.close()
+    grown_kib = edge.rss_kib() - before
+    assert grown_kib < 8 * 1024, f"the server grew by {grown_kib} KiB"
+    assert _send_head(edge, HEALTH_REQUEST).startswith(b"HTTP/1.1 200")
+
+
 def test_a_silent_connection_is_closed_after_the_header_timeout(edge: Served) -> None:
     with edge.connect() as sock:
         sent = _closed_within(sock, HEADER_TIMEOUT_S + 3)

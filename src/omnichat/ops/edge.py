@@ -13,6 +13,9 @@ better, and parses slower. So this keeps httptools and adds, per connection:
   connection is closed; no more than the cap plus one read (256 KiB) is held for it;
 * a deadline for each head, ``header_timeout_s`` from the connection's opening or from the first
   byte of its next request: a head still incomplete then gets 408 and the connection is closed;
+* chunk size lines, chunk extensions and trailers of a chunked body capped like a head
+  (``max_header_bytes``, plus ``CHUNK_FRAMING_BYTES`` per chunk): past it the connection is
+  dropped (httptools would keep an endless trailer in memory);
 * open connections capped per client address (the peer): one above the cap gets 429 and is
   closed at once. Trusted proxies (uvicorn's ``forwarded_allow_ips``, except ``*``) are exempt:
   every client behind one arrives from its address.
@@ -30,6 +33,7 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import json
+import logging
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -37,9 +41,14 @@ from uvicorn.config import Config
 from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 from uvicorn.server import ServerState
 
+from omnichat.addresses import client_key
 from omnichat.settings import Settings
 
+logger = logging.getLogger("omnichat.edge")
 LINGER_S = 2.0
+# Per chunk of a chunked body, the bytes its size line may take (hex size, extensions, CRLFs)
+# beyond the head's cap shared by all chunk lines and trailers of one message.
+CHUNK_FRAMING_BYTES = 256
 # The request line's and each header line's separators, which the parser does not hand over.
 _LINE_OVERHEAD = 4
 _IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
@@ -124,11 +133,18 @@ class EdgeProtocol(HttpToolsProtocol):
         self._heads_begun = 0
         self._head_bytes = 0  # of the head being read, in reads wholly inside it
         self._head_deadline: asyncio.TimerHandle | None = None
+        # While a message's body arrives: the bytes that were not body (chunk size lines and
+        # extensions, trailers), and the chunks begun.
+        self._in_body = False
+        self._framing_bytes = 0
+        self._chunks = 0
+        self._body_bytes = 0
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
-        address = self.client[0] if self.client else None
-        if address is not None and self.trusted is not None and address not in self.trusted:
+        peer = self.client[0] if self.client else None
+        if peer is not None and self.trusted is not None and peer not in self.trusted:
+            address = client_key(peer)  # an IPv6 client counts by its /64
             open_now = self.open_per_address.get(address, 0)
             if open_now >= self.edge_limits.max_connections_per_address:
                 self._refused = True
@@ -155,11 +171,17 @@ class EdgeProtocol(HttpToolsProtocol):
         if self._refused:
             return  # lingering: read and dropped
         was_in_head, heads_begun = self._in_head, self._heads_begun
+        was_in_body, body_before = self._in_body, self._body_bytes
         super().data_received(data)
         if self._in_head and was_in_head and heads_begun == self._heads_begun:
             self._head_bytes += len(data)
             if self._head_bytes > self.edge_limits.max_header_bytes:
                 self._refuse_head_too_large()
+        elif self._in_body and was_in_body and heads_begun == self._heads_begun:
+            self._framing_bytes += len(data) - (self._body_bytes - body_before)
+            allowed = self.edge_limits.max_header_bytes + CHUNK_FRAMING_BYTES * self._chunks
+            if self._framing_bytes > allowed:
+                self._abort_framing_too_large()
 
     def on_message_begin(self) -> None:
         super().on_message_begin()
@@ -178,13 +200,20 @@ class EdgeProtocol(HttpToolsProtocol):
         if head_bytes > self.edge_limits.max_header_bytes:
             self._refuse_head_too_large()
             return
+        self._in_body = True
+        self._framing_bytes = self._chunks = self._body_bytes = 0
         super().on_headers_complete()
 
+    def on_chunk_header(self) -> None:
+        self._chunks += 1
+
     def on_body(self, body: bytes) -> None:
+        self._body_bytes += len(body)
         if not self._refused:
             super().on_body(body)
 
     def on_message_complete(self) -> None:
+        self._in_body = False
         if not self._refused:
             super().on_message_complete()
 
@@ -213,6 +242,17 @@ class EdgeProtocol(HttpToolsProtocol):
             self.cycle.keep_alive = False
             return
         self._refuse(408, "The request head was not sent in time")
+
+    def _abort_framing_too_large(self) -> None:
+        """Chunk framing or trailers past the cap: the request is under way (its response may
+        have begun), so the connection is dropped; the app sees the client leave."""
+        logger.warning(
+            "closing a connection whose chunk framing and trailers passed %d bytes",
+            self._framing_bytes,
+        )
+        self._refused = True
+        self._in_body = False
+        self.transport.close()
 
     def _refuse_head_too_large(self) -> None:
         self._refuse(
