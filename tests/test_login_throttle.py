@@ -186,3 +186,34 @@ async def test_the_address_limits_are_shared_between_workers(
             for client in (a, b):
                 body = {"email": unique_email("reg"), "password": PASSWORD}
                 _assert_throttled(await client.post("/auth/register", json=body), "registrations")
+
+
+def _ipv6_network() -> str:
+    """A /64 of its own (the Redis windows outlive a test)."""
+    return f"2001:db8:{random.randrange(65536):x}:{random.randrange(65536):x}"
+
+
+async def test_ipv6_clients_count_by_their_64_network(site: Site) -> None:
+    """A host holds a whole /64 and may use any address in it: logins and registrations from
+    many addresses of one /64 are one client's; the next /64 is another client."""
+    alice = await _registered(site)
+    network, other = _ipv6_network(), _ipv6_network()
+    for index in range(LOGINS):
+        async with site.client_from(f"{network}::{index + 1:x}") as client:
+            assert (await _json_login("/auth/login", client, alice, PASSWORD)).status_code == 200
+    async with site.client_from(f"{network}:ffff:ffff:ffff:ffff") as client:
+        _assert_throttled(
+            await _json_login("/auth/login", client, alice, PASSWORD), "from this address"
+        )
+    for index in range(REGISTRATIONS):
+        async with site.client_from(f"{other}::{index + 1:x}") as client:
+            email = unique_email("v6")
+            r = await client.post("/auth/register", json={"email": email, "password": PASSWORD})
+            assert r.status_code == 200, r.text
+    async with site.client_from(f"{other}::beef") as client:
+        r = await client.post(
+            "/auth/register", json={"email": unique_email("v6"), "password": PASSWORD}
+        )
+        _assert_throttled(r, "registrations")
+    async with site.client_from(f"{_ipv6_network()}::1") as client:  # another /64
+        assert (await _json_login("/auth/login", client, alice, PASSWORD)).status_code == 200

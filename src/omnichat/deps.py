@@ -14,6 +14,7 @@ from fastapi.security import OAuth2PasswordBearer
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from omnichat.accounts.service import AccountService
+from omnichat.addresses import client_key
 from omnichat.apikeys.service import ApiKeyService, is_api_key
 from omnichat.auth.models import User
 from omnichat.auth.service import AuthService
@@ -177,10 +178,11 @@ LoginUser = Annotated[User, Depends(get_login_user)]
 
 
 async def get_client_address(request: Request) -> str:
-    """The client's address, for per-address limits: the peer, or behind a trusted proxy
-    the address it forwards (``omnichat serve`` runs uvicorn with ``proxy_headers``, which
-    trusts ``X-Forwarded-For`` from ``FORWARDED_ALLOW_IPS``, 127.0.0.1 by default)."""
-    return request.client.host if request.client else "unknown"
+    """The client, for per-address limits (``addresses.client_key``: an IPv6 address counts
+    by its /64): the peer, or behind a trusted proxy the address it forwards (``omnichat
+    serve`` runs uvicorn with ``proxy_headers``, which trusts ``X-Forwarded-For`` from
+    ``FORWARDED_ALLOW_IPS``, 127.0.0.1 by default)."""
+    return client_key(request.client.host) if request.client else "unknown"
 
 
 ClientAddress = Annotated[str, Depends(get_client_address)]
