@@ -21,6 +21,7 @@ SECRETS = {
     "OMNICHAT_REDIS_URL": "redis://:redis-password-0123@127.0.0.1:1/0",
     "AWS_SECRET_ACCESS_KEY": "aws-secret-0123456789",
 }
+DUMMY_AWS = {"AWS_ACCESS_KEY_ID": "test-access", "AWS_SECRET_ACCESS_KEY": "test-secret"}
 SECRET_VALUES = ["secret-0123456789", "redis-password-0123", PASSWORD_IN_URL]
 
 
@@ -110,3 +111,57 @@ def test_a_configuration_error_never_echoes_a_secret(
     assert "Traceback" not in output
     for secret in [*SECRET_VALUES, "short-secret-0123456789"]:
         assert secret not in output, output
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "secret"),
+    [
+        ("OMNICHAT_S3_ENDPOINT_URL", "http://user:EndpointPW99@127.0.0.1:{port}", "EndpointPW99"),
+        ("OMNICHAT_REDIS_URL", "redis://bob:RedisPW/77@127.0.0.1:{port}/0", "RedisPW"),
+        ("OMNICHAT_BLOB_URL", "s3://AKIA:UrlSecretZZ@omni/p", "UrlSecretZZ"),
+        ("OMNICHAT_PINECONE_HOST", "http://user:PineUrlPW@127.0.0.1:{port}", "PineUrlPW"),
+    ],
+)
+def test_passwords_in_any_backend_url_are_never_printed(
+    variable: str, value: str, secret: str, tmp_path: Path
+) -> None:
+    """Targets and reasons alike (a parser may quote a piece of a badly written URL)."""
+    env = {variable: value.format(port=_free_port())}
+    if variable.startswith("OMNICHAT_S3"):
+        env |= {
+            "OMNICHAT_BLOB_URL": "s3://omni/p",
+            "AWS_ACCESS_KEY_ID": "a",
+            "AWS_SECRET_ACCESS_KEY": "b",
+        }
+    if variable == "OMNICHAT_PINECONE_HOST":
+        env |= {"OMNICHAT_VECTOR_STORE": "pinecone", "OMNICHAT_PINECONE_API_KEY": "pcsk-x"}
+    result = _run(tmp_path, "check", **env)
+    assert result.returncode == 1
+    output = result.stdout + result.stderr
+    assert secret not in output, output
+    assert "Traceback" not in output
+
+
+def test_a_blob_store_that_never_answers_fails_the_check_promptly(tmp_path: Path) -> None:
+    """An endpoint that takes connections and never answers: the check says so and exits, it
+    does not wait out botocore's 60 s timeouts and retries."""
+    import socket
+    import time
+
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(16)
+        port = silent.getsockname()[1]
+        started = time.monotonic()
+        result = _run(
+            tmp_path,
+            "check",
+            OMNICHAT_BLOB_URL="s3://omni/p",
+            OMNICHAT_S3_ENDPOINT_URL=f"http://127.0.0.1:{port}",
+            **DUMMY_AWS,
+        )
+        elapsed = time.monotonic() - started
+    assert result.returncode == 1
+    failed = [line for line in result.stdout.splitlines() if " failed " in line]
+    assert [line.split()[0] for line in failed] == ["blob"], result.stdout
+    assert elapsed < 30, elapsed

@@ -15,8 +15,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from omnichat.db.engine import create_engine_from_url
 from omnichat.db.migrate import upgrade_to_head
-from omnichat.ops.backends import backend_checks, failure_reason, masked_url, run_checks
+from omnichat.ops.backends import backend_checks, failure_reason, run_checks, settings_secrets
 from omnichat.ops.middleware import configure_logging
+from omnichat.ops.urls import masked_url
 from omnichat.settings import ConfigurationError, InsecureSecretKeyError, Settings
 
 if TYPE_CHECKING:
@@ -141,7 +142,7 @@ async def check(settings: Settings) -> bool:
         checks = backend_checks(
             settings, database, build_blob_store(settings), build_vector_store(settings, database)
         )
-        statuses = await run_checks(checks)
+        statuses = await run_checks(checks, secrets=settings_secrets(settings))
     finally:
         await database.dispose()
     rows = [("backend", "target", "status", "why")] + [
@@ -166,7 +167,9 @@ async def _warn_about_backends(settings: Settings) -> None:
         checks = backend_checks(
             settings, database, build_blob_store(settings), build_vector_store(settings, database)
         )
-        statuses = await run_checks([c for c in checks if c.name != "database"])
+        statuses = await run_checks(
+            [c for c in checks if c.name != "database"], secrets=settings_secrets(settings)
+        )
     finally:
         await database.dispose()
     for status in statuses:

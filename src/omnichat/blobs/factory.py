@@ -20,6 +20,12 @@ def build_blob_store(settings: Settings) -> BlobStore:
 
         return LocalBlobStore(Path(url2pathname(parts.path)))
     if parts.scheme == "s3":
+        if "@" in parts.netloc:
+            # Never echoed: what precedes the @ may be a secret key.
+            raise ValueError(
+                "OMNICHAT_BLOB_URL: credentials do not belong in the URL (s3://bucket[/prefix]); "
+                "S3 credentials come from the standard AWS chain (AWS_ACCESS_KEY_ID, ...)"
+            )
         if not parts.netloc:
             raise ValueError(f"OMNICHAT_BLOB_URL {url!r}: expected s3://bucket[/prefix]")
         from omnichat.blobs.s3 import S3BlobStore

@@ -17,8 +17,12 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from omnichat.blobs.base import BlobNotFound, BlobStoreUnavailable
 from omnichat.blobs.keys import check_key
+from omnichat.ops.urls import masked_url
 
 _MISSING_CODES = frozenset({"NoSuchKey", "404", "NotFound"})
+CONNECT_TIMEOUT_S = 5.0
+READ_TIMEOUT_S = 30.0
+PROBE_TIMEOUT_S = 2.0
 
 
 def _error_code(exc: ClientError) -> str:
@@ -36,26 +40,39 @@ class S3BlobStore:
         prefix: str = "",
         endpoint_url: str | None = None,
         region: str = "us-east-1",
+        *,
+        connect_timeout_s: float = CONNECT_TIMEOUT_S,
+        read_timeout_s: float = READ_TIMEOUT_S,
     ) -> None:
+        """Every call is bounded: a connection within ``connect_timeout_s``, each read of an
+        answer within ``read_timeout_s`` (botocore's defaults are 60 s each, so an endpoint
+        that takes connections and never answers held an upload for minutes), 3 attempts."""
         self.bucket = bucket
         self.prefix = prefix.strip("/")
-        config = Config(
-            retries={"max_attempts": 3, "mode": "standard"},
-            # S3-compatible servers behind a custom endpoint rarely do virtual-host buckets.
-            s3={"addressing_style": "path"} if endpoint_url else {},
-        )
         # A session of its own: creating clients from boto3's shared default one is not
         # thread-safe.
         session = boto3.session.Session()
-        self._client: Any = session.client(
-            "s3", endpoint_url=endpoint_url, region_name=region, config=config
-        )
+
+        def client(attempts: int, read_timeout: float) -> Any:
+            config = Config(
+                retries={"max_attempts": attempts, "mode": "standard"},
+                connect_timeout=connect_timeout_s,
+                read_timeout=read_timeout,
+                # S3-compatible servers behind a custom endpoint rarely do virtual-host buckets.
+                s3={"addressing_style": "path"} if endpoint_url else {},
+            )
+            return session.client(
+                "s3", endpoint_url=endpoint_url, region_name=region, config=config
+            )
+
+        self._client: Any = client(3, read_timeout_s)
+        # Readiness asks once and briefly: its answer is "not now", not a retried upload.
+        self._probe: Any = client(1, min(read_timeout_s, PROBE_TIMEOUT_S))
 
     @property
     def target(self) -> str:
         where = f"s3://{self.bucket}/{self.prefix}" if self.prefix else f"s3://{self.bucket}"
-        endpoint = self._client.meta.endpoint_url
-        return f"{where} at {endpoint}"
+        return f"{where} at {masked_url(self._client.meta.endpoint_url)}"
 
     def _object_key(self, key: str) -> str:
         check_key(key)
@@ -81,7 +98,7 @@ class S3BlobStore:
         )
 
     async def check(self) -> None:
-        await self._call(self._client.head_bucket, Bucket=self.bucket)
+        await self._call(self._probe.head_bucket, Bucket=self.bucket)
 
     async def put_file(self, key: str, source: Path) -> None:
         # A PUT (multipart or not) becomes visible whole, so readers never see part of it.

@@ -12,13 +12,12 @@ from __future__ import annotations
 
 import asyncio
 import socket
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy.engine import make_url
-
 from omnichat.errors import AppError
+from omnichat.ops.urls import masked_url, scrubbed, url_secrets
 
 if TYPE_CHECKING:
     from omnichat.blobs.base import BlobStore
@@ -47,14 +46,6 @@ class BackendStatus:
 
     def as_json(self) -> dict[str, Any]:
         return {"name": self.name, "target": self.target, "ok": self.ok, "reason": self.reason}
-
-
-def masked_url(url: str) -> str:
-    """``url`` with its password (if any) shown as ``***``."""
-    try:
-        return make_url(url).render_as_string(hide_password=True)
-    except Exception:  # not an RFC-1738 URL: keep only the scheme, the rest may be a secret
-        return url.split(":", 1)[0] + "://…"
 
 
 def failure_reason(exc: BaseException) -> str:
@@ -96,6 +87,19 @@ def backend_checks(
     return checks
 
 
+def settings_secrets(settings: Settings) -> list[str]:
+    """The passwords of every backend URL the settings name (``urls.url_secrets``)."""
+    return url_secrets(
+        [
+            settings.resolved_database_url,
+            settings.redis_url,
+            settings.blob_url,
+            settings.s3_endpoint_url,
+            settings.pinecone_host,
+        ]
+    )
+
+
 def container_checks(container: Container) -> list[BackendCheck]:
     return backend_checks(
         container.settings, container.database, container.blobs, container.vector_index.store
@@ -116,15 +120,20 @@ def _redis_probe(url: str) -> Callable[[], Awaitable[Any]]:
 
 
 async def run_checks(
-    checks: list[BackendCheck], timeout_s: float = CHECK_TIMEOUT_S
+    checks: list[BackendCheck],
+    timeout_s: float = CHECK_TIMEOUT_S,
+    secrets: Iterable[str] = (),
 ) -> list[BackendStatus]:
-    """Every check at once, each bounded by ``timeout_s``."""
+    """Every check at once, each bounded by ``timeout_s``; ``secrets`` (``settings_secrets``)
+    are masked in every reason."""
+    secrets = list(secrets)
 
     async def run(check: BackendCheck) -> BackendStatus:
         try:
             await asyncio.wait_for(check.probe(), timeout_s)
         except Exception as exc:
-            return BackendStatus(check.name, check.target, False, failure_reason(exc))
-        return BackendStatus(check.name, check.target, True)
+            reason = scrubbed(failure_reason(exc), secrets)
+            return BackendStatus(check.name, scrubbed(check.target, secrets), False, reason)
+        return BackendStatus(check.name, scrubbed(check.target, secrets), True)
 
     return list(await asyncio.gather(*(run(check) for check in checks)))

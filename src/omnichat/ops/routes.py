@@ -10,7 +10,7 @@ from pydantic import BaseModel
 
 from omnichat.deps import ContainerDep
 from omnichat.errors import UNAVAILABLE_RETRY_AFTER_S, ErrorOut, error_response
-from omnichat.ops.backends import container_checks, run_checks
+from omnichat.ops.backends import container_checks, run_checks, settings_secrets
 
 router = APIRouter(tags=["ops"])
 logger = logging.getLogger("omnichat.ops")
@@ -56,7 +56,9 @@ async def readyz(container: ContainerDep) -> ReadyOut | JSONResponse:
     """Every configured backend answers (the database, Redis, the blob store, an external vector
     store; model providers are not part of readiness). 503 names each one that does not, with
     its target (secrets masked) and the reason."""
-    statuses = await run_checks(container_checks(container))
+    statuses = await run_checks(
+        container_checks(container), secrets=settings_secrets(container.settings)
+    )
     backends = [status.as_json() for status in statuses]
     failing = [status for status in statuses if not status.ok]
     if not failing:

@@ -25,6 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from omnichat.db.unit_of_work import after_commit
 from omnichat.errors import ServiceUnavailable
+from omnichat.ops.urls import masked_url
 from omnichat.rag.types import VectorHit, VectorRecord
 from omnichat.settings import Settings
 
@@ -116,7 +117,7 @@ class PineconeVectorStore:
     @property
     def target(self) -> str:
         """The index, for operators (the API key is never part of it)."""
-        return f"index {self.index_name}" + (f" at {self.host}" if self.host else "")
+        return f"index {self.index_name}" + (f" at {masked_url(self.host)}" if self.host else "")
 
     async def check(self) -> None:
         """Returns when the index answers; ``VectorStoreUnavailable`` otherwise."""
