@@ -19,6 +19,7 @@ from omnichat.app import create_app
 from omnichat.settings import Settings
 from tests.conftest import (
     LLM_TEST_SETTINGS,
+    PASSWORD,
     TestUser,
     lifespan_of,
     make_settings,
@@ -69,6 +70,30 @@ async def _upload(client: httpx.AsyncClient, user: TestUser, text: str) -> httpx
     )
 
 
+async def _blob_key(settings: Settings, document_id: str) -> str:
+    from sqlalchemy import select
+
+    from omnichat.db.engine import create_database
+    from omnichat.documents.models import Document
+
+    database = create_database(settings)
+    try:
+        async with database.reader() as db:
+            key = await db.scalar(select(Document.blob_key).where(Document.id == document_id))
+    finally:
+        await database.dispose()
+    assert key is not None
+    return f"{settings.blob_url.split('/', 3)[3]}/{key}" if settings.blob_url else key
+
+
+def _s3_keys(endpoint: str, key: str) -> list[str]:
+    import boto3
+
+    client = boto3.session.Session().client("s3", endpoint_url=endpoint, region_name=S3_TEST_REGION)
+    listed = client.list_objects_v2(Bucket=S3_TEST_BUCKET, Prefix=key)
+    return [item["Key"] for item in listed.get("Contents", [])]
+
+
 def _failing(body: dict[str, object]) -> list[str]:
     backends = body["backends"]
     assert isinstance(backends, list)
@@ -109,6 +134,15 @@ async def test_s3_outage_answers_503_naming_the_blob_store_and_recovers(
         assert "blob store" in ready.json()["detail"]
         download = await client.get(f"/documents/{first.json()['id']}/file", headers=alice.headers)
         _assert_unavailable(download)
+        # Deletes refuse rather than leave originals nobody would delete (nothing is removed).
+        refused = await client.delete(f"/documents/{first.json()['id']}", headers=alice.headers)
+        _assert_unavailable(refused)
+        refused = await client.request(
+            "DELETE", "/auth/me", json={"current_password": PASSWORD}, headers=bob.headers
+        )
+        _assert_unavailable(refused)
+        assert (await client.get("/auth/me", headers=bob.headers)).status_code == 200
+        assert len((await client.get("/documents", headers=alice.headers)).json()) == 1
 
         server.start()  # same port, same data
         await _until_ready(client)
@@ -116,6 +150,11 @@ async def test_s3_outage_answers_503_naming_the_blob_store_and_recovers(
         assert again.status_code == 200, again.text
         download = await client.get(f"/documents/{first.json()['id']}/file", headers=alice.headers)
         assert download.status_code == 200
+        key = await _blob_key(settings, first.json()["id"])
+        assert _s3_keys(endpoint, key)
+        deleted = await client.delete(f"/documents/{first.json()['id']}", headers=alice.headers)
+        assert deleted.status_code == 204
+        assert _s3_keys(endpoint, key) == []  # the original went with it
 
 
 async def test_pinecone_answering_500_is_a_503_naming_the_vector_store(

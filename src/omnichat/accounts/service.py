@@ -35,9 +35,13 @@ class AccountService:
         self._hub = hub
 
     async def delete_account(self, db: AsyncSession, user: User, current_password: str) -> None:
-        """Requires the current password (400 otherwise). ``db`` must not have begun its
-        transaction: indexing tasks are stopped first, outside it."""
+        """Requires the current password (400 otherwise); 503 with nothing deleted when the
+        originals' store does not answer. ``db`` must not have begun its transaction: indexing
+        tasks are stopped first, outside it."""
         await self._auth.verify_current_password(user, current_password, "delete the account")
+        # Before anything is deleted: originals left in a store that did not answer would be
+        # nobody's to delete (503, the account kept).
+        await self._documents.check_originals_deletable()
         await self._documents.stop_indexing_all(user.id)
         await self._documents.delete_all(db, user.id)
         await self._chats.delete_messages(db, Message.user_id == user.id, ACCOUNT_DELETED)

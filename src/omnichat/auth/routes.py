@@ -56,7 +56,8 @@ TOKEN_ERRORS = error_responses(400, 401, 413, 422, 429)
 # 429: too many wrong passwords for the account (they count as failed logins).
 PROFILE_ERRORS = error_responses(400, 401, 413, 422, 429)
 # 400: without the right current password; 429 as above.
-DELETE_ACCOUNT_ERRORS = error_responses(400, 401, 413, 422, 429)
+# 503: the originals' store does not answer (nothing is deleted).
+DELETE_ACCOUNT_ERRORS = error_responses(400, 401, 413, 422, 429, 503)
 
 
 async def _register(

@@ -118,7 +118,8 @@ async def get_document(document_id: str, user: CurrentUser, documents: Documents
 @router.delete(
     "/documents/{document_id}",
     status_code=status.HTTP_204_NO_CONTENT,
-    responses=error_responses(401, 404, 422),
+    # 503: the originals' store does not answer (nothing is deleted).
+    responses=error_responses(401, 404, 422, 503),
 )
 async def delete_document(document_id: str, user: CurrentUser, documents: DocumentsDep) -> Response:
     """Removes the document, its chunks and vectors, and the stored original."""

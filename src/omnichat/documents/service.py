@@ -213,9 +213,17 @@ class DocumentService:
 
     # -- delete -------------------------------------------------------------------------------
 
+    async def check_originals_deletable(self) -> None:
+        """``BlobStoreUnavailable`` (503) when the originals' store does not answer: a delete
+        then refuses before it removes anything, rather than leave originals nobody refers to
+        (and nobody would delete) in the store."""
+        await self._blobs.check()
+
     async def delete_document(self, user_id: str, document_id: str) -> None:
-        """Chunks, vectors and the row in one transaction, then the original."""
+        """Chunks, vectors and the row in one transaction, then the original; 503 with nothing
+        deleted when the originals' store does not answer."""
         document = await self.get_document(user_id, document_id)
+        await self.check_originals_deletable()
         await self.ingestor.cancel(document_id)
         async with unit_of_work(self._database.writer) as db:
             chunk_ids = list(
