@@ -165,3 +165,30 @@ def test_a_blob_store_that_never_answers_fails_the_check_promptly(tmp_path: Path
     failed = [line for line in result.stdout.splitlines() if " failed " in line]
     assert [line.split()[0] for line in failed] == ["blob"], result.stdout
     assert elapsed < 30, elapsed
+
+
+@pytest.mark.parametrize(
+    ("toml", "named"),
+    [
+        ('[providers.local\nkind = "openai', "not a readable TOML file"),
+        ('[providers.local]\nmodels = "llama3.2"\napi_key = "sk-file-secret-0123"', "models"),
+        ('[providers.local]\nmodels = ["a"]\napi_key = ["sk-file-secret-0123"]', "api_key"),
+        ('[providers.local]\nmodels = ["a"]\nmodel = "b"', "model"),
+        ('[providers.local]\nkind = "mystery"\nmodels = ["a"]', "kind"),
+    ],
+    ids=["not-toml", "models-not-a-list", "key-not-a-string", "unknown-field", "unknown-kind"],
+)
+def test_check_refuses_a_providers_file_serve_would_refuse_or_misread(
+    toml: str, named: str, tmp_path: Path
+) -> None:
+    """The providers file is read strictly (a string of models was read as its characters) and
+    ``check`` reads it as ``serve`` does: one line naming the file and the field, no value."""
+    path = tmp_path / "providers.toml"
+    path.write_text(toml)
+    result = _run(tmp_path, "check", OMNICHAT_PROVIDERS_FILE=str(path))
+    assert result.returncode == 1, result.stdout
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith(f"omnichat: invalid configuration: {path}"), lines
+    assert named in lines[0]
+    assert "sk-file-secret" not in result.stdout + result.stderr

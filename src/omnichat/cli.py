@@ -132,10 +132,19 @@ def _serve(settings: Settings, host: str, port: int, workers: int) -> None:
 
 
 async def check(settings: Settings) -> bool:
-    """``omnichat check``: every backend reached, a table printed; True when all answer."""
+    """``omnichat check``: the configuration as ``serve`` reads it (the providers file, the
+    default and fallback models: ``CommandFailed`` naming what is wrong), then every backend
+    reached, a table printed; True when all answer."""
     from omnichat.blobs.factory import build_blob_store
     from omnichat.db.engine import create_database
+    from omnichat.errors import AppError
+    from omnichat.llm.registry import build_registry
     from omnichat.rag.vectors.factory import build_vector_store
+
+    try:
+        build_registry(settings)
+    except (ValueError, AppError) as exc:
+        raise CommandFailed(f"invalid configuration: {exc}") from None
 
     database = create_database(settings)
     try:

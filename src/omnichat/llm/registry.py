@@ -15,7 +15,9 @@ import tomllib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from omnichat.errors import BadRequest
 from omnichat.llm.base import ChatModel, ProviderConfig
@@ -220,28 +222,52 @@ def _builtin_entries(settings: Settings) -> dict[str, ProviderEntry]:
     return entries
 
 
+class ProviderTable(BaseModel):
+    """One ``[providers.<name>]`` table of the providers file, strictly typed: a wrong type or
+    an unknown key is an error naming it (never read as something else: ``models = "x"`` is no
+    list of models)."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    kind: Literal["openai", "anthropic", "gemini", "cohere"] = "openai"
+    base_url: str | None = None
+    api_key: str | None = None
+    models: list[str] = Field(min_length=1)
+    context_tokens: int | None = Field(default=None, gt=0)
+    text_only_models: list[str] = Field(default_factory=list)
+
+
 def _file_entries(settings: Settings, path: Path) -> dict[str, ProviderEntry]:
-    """``[providers.<name>]`` tables: ``kind`` (default "openai"), ``base_url``, ``api_key``,
-    ``models`` (first is the default), ``context_tokens``, ``text_only_models`` (patterns of
-    its models that read no images)."""
-    with path.open("rb") as handle:
-        document = tomllib.load(handle)
+    """``[providers.<name>]`` tables (``ProviderTable``): ``kind`` (default "openai"),
+    ``base_url``, ``api_key``, ``models`` (first is the default), ``context_tokens``,
+    ``text_only_models`` (patterns of its models that read no images). ``ValueError`` naming
+    the file, the provider and the field at fault (never a value: it may be a key)."""
+    try:
+        with path.open("rb") as handle:
+            document = tomllib.load(handle)
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise ValueError(f"{path}: not a readable TOML file ({exc})") from None
+    providers = document.get("providers", {})
+    if not isinstance(providers, dict):
+        raise ValueError(f"{path}: 'providers' must be a table of [providers.<name>] tables")
     entries: dict[str, ProviderEntry] = {}
-    for name, table in document.get("providers", {}).items():
-        kind = table.get("kind", "openai")
-        if kind not in _ADAPTERS:
-            raise ValueError(f"{path}: provider '{name}' has unknown kind '{kind}'")
-        models = [str(m) for m in table.get("models", [])]
-        if not models:
-            raise ValueError(f"{path}: provider '{name}' lists no models")
+    for name, raw in providers.items():
+        try:
+            table = ProviderTable.model_validate(raw)
+        except ValidationError as exc:
+            problems = "; ".join(
+                f"{'.'.join(str(part) for part in error['loc']) or 'table'}: {error['msg']}"
+                for error in exc.errors(include_input=False, include_url=False)
+            )
+            raise ValueError(f"{path}: provider '{name}': {problems}") from None
         config = _provider_config(
-            settings, name, kind, str(table.get("api_key") or "not-needed"), table.get("base_url")
+            settings, name, table.kind, table.api_key or "not-needed", table.base_url
         )
         entries[name.lower()] = ProviderEntry(
             config,
-            models,
-            int(table.get("context_tokens", CONTEXT_TOKENS[kind])),
-            [f"{name.lower()}:{pattern}" for pattern in table.get("text_only_models", [])],
+            table.models,
+            table.context_tokens or CONTEXT_TOKENS[table.kind],
+            [f"{name.lower()}:{pattern}" for pattern in table.text_only_models],
         )
     return entries
 
