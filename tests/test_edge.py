@@ -26,6 +26,7 @@ from tests.test_cli import OMNICHAT, _env, _free_port
 
 MAX_HEADER_BYTES = 16 * 1024
 HEADER_TIMEOUT_S = 2.0
+BODY_IDLE_TIMEOUT_S = 2.0
 KEEP_ALIVE_TIMEOUT_S = 1.0
 CONNECTIONS_PER_ADDRESS = 4
 # Loopback answers on all of 127/8: each of these is another client address. 127.0.0.1 is a
@@ -76,6 +77,7 @@ def edge(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
         data_dir,
         OMNICHAT_MAX_HEADER_BYTES=str(MAX_HEADER_BYTES),
         OMNICHAT_HEADER_TIMEOUT_S=str(HEADER_TIMEOUT_S),
+        OMNICHAT_BODY_IDLE_TIMEOUT_S=str(BODY_IDLE_TIMEOUT_S),
         OMNICHAT_KEEP_ALIVE_TIMEOUT_S=str(KEEP_ALIVE_TIMEOUT_S),
         OMNICHAT_MAX_CONNECTIONS_PER_ADDRESS=str(CONNECTIONS_PER_ADDRESS),
         OMNICHAT_ACCESS_LOG="false",
@@ -207,6 +209,35 @@ def test_an_endless_chunked_trailer_is_cut_off(edge: Served) -> None:
     grown_kib = edge.rss_kib() - before
     assert grown_kib < 8 * 1024, f"the server grew by {grown_kib} KiB"
     assert _send_head(edge, HEALTH_REQUEST).startswith(b"HTTP/1.1 200")
+
+
+def test_a_body_that_stops_arriving_is_dropped_and_a_slow_one_is_not(edge: Served) -> None:
+    """A body promised and not sent holds its connection for the idle timeout, not for ever;
+    a body that keeps coming, however slowly, is read to its end."""
+    head = (
+        b"POST /auth/login HTTP/1.1\r\nHost: edge\r\nContent-Type: application/json\r\n"
+        b"Content-Length: 50\r\n\r\n"
+    )
+    sock = edge.connect(source="127.0.3.1", timeout_s=BODY_IDLE_TIMEOUT_S * 5)
+    try:
+        sock.sendall(head + b'{"em')
+        started = time.monotonic()
+        with contextlib.suppress(ConnectionResetError):
+            assert sock.recv(65536) == b""  # closed, no answer: the request never completed
+        assert time.monotonic() - started < BODY_IDLE_TIMEOUT_S * 4
+    finally:
+        sock.close()
+    body = b'{"email": "slow@example.com", "password": "not-the-password"}'
+    sock = edge.connect(source="127.0.3.2", timeout_s=30)
+    try:
+        sock.sendall(head.replace(b"50", str(len(body)).encode()))
+        for start in range(0, len(body), len(body) // 4 + 1):  # over ~1.5 idle timeouts
+            time.sleep(BODY_IDLE_TIMEOUT_S * 0.4)
+            sock.sendall(body[start : start + len(body) // 4 + 1])
+        answer = sock.recv(65536)
+        assert answer.startswith(b"HTTP/1.1 401"), answer[:200]
+    finally:
+        sock.close()
 
 
 def test_a_silent_connection_is_closed_after_the_header_timeout(edge: Served) -> None:

@@ -190,6 +190,10 @@ class Settings(BaseSettings):
     # Seconds a client has to send a whole request head, from opening its connection or from
     # the first byte of its next request; then 408 and the connection is closed.
     header_timeout_s: Annotated[float, Field(gt=0, le=3600)] = 10.0
+    # Seconds a request body may go without a byte arriving (while the server is ready to read
+    # it); then the connection is dropped. Idle time, not total: a slow upload that keeps
+    # sending is never cut.
+    body_idle_timeout_s: Annotated[float, Field(gt=0, le=3600)] = 30.0
     # Seconds a kept-alive connection may sit idle between requests before it is closed.
     keep_alive_timeout_s: Annotated[float, Field(gt=0, le=3600)] = 5.0
     # Open connections per client address (the peer); more get 429 and are closed at once.

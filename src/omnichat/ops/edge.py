@@ -16,6 +16,8 @@ better, and parses slower. So this keeps httptools and adds, per connection:
 * chunk size lines, chunk extensions and trailers of a chunked body capped like a head
   (``max_header_bytes``, plus ``CHUNK_FRAMING_BYTES`` per chunk): past it the connection is
   dropped (httptools would keep an endless trailer in memory);
+* a request body that stops arriving (no byte for ``body_idle_timeout_s`` while the server
+  reads) has its connection dropped;
 * open connections capped per client address (the peer): one above the cap gets 429 and is
   closed at once. Trusted proxies (uvicorn's ``forwarded_allow_ips``, except ``*``) are exempt:
   every client behind one arrives from its address.
@@ -60,6 +62,7 @@ class EdgeLimits:
     max_header_bytes: int
     header_timeout_s: float
     max_connections_per_address: int
+    body_idle_timeout_s: float = 30.0
 
     @classmethod
     def from_settings(cls, settings: Settings) -> EdgeLimits:
@@ -67,6 +70,7 @@ class EdgeLimits:
             max_header_bytes=settings.max_header_bytes,
             header_timeout_s=settings.header_timeout_s,
             max_connections_per_address=settings.max_connections_per_address,
+            body_idle_timeout_s=settings.body_idle_timeout_s,
         )
 
 
@@ -139,6 +143,7 @@ class EdgeProtocol(HttpToolsProtocol):
         self._framing_bytes = 0
         self._chunks = 0
         self._body_bytes = 0
+        self._body_idle: asyncio.TimerHandle | None = None
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
@@ -157,6 +162,7 @@ class EdgeProtocol(HttpToolsProtocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._disarm_head_deadline()
+        self._disarm_body_idle()
         address = self._counted_address
         if address is not None:
             self._counted_address = None
@@ -178,6 +184,7 @@ class EdgeProtocol(HttpToolsProtocol):
             if self._head_bytes > self.edge_limits.max_header_bytes:
                 self._refuse_head_too_large()
         elif self._in_body and was_in_body and heads_begun == self._heads_begun:
+            self._arm_body_idle()  # a byte came: the idle time starts again
             self._framing_bytes += len(data) - (self._body_bytes - body_before)
             allowed = self.edge_limits.max_header_bytes + CHUNK_FRAMING_BYTES * self._chunks
             if self._framing_bytes > allowed:
@@ -202,6 +209,7 @@ class EdgeProtocol(HttpToolsProtocol):
             return
         self._in_body = True
         self._framing_bytes = self._chunks = self._body_bytes = 0
+        self._arm_body_idle()
         super().on_headers_complete()
 
     def on_chunk_header(self) -> None:
@@ -214,6 +222,7 @@ class EdgeProtocol(HttpToolsProtocol):
 
     def on_message_complete(self) -> None:
         self._in_body = False
+        self._disarm_body_idle()
         if not self._refused:
             super().on_message_complete()
 
@@ -242,6 +251,28 @@ class EdgeProtocol(HttpToolsProtocol):
             self.cycle.keep_alive = False
             return
         self._refuse(408, "The request head was not sent in time")
+
+    def _arm_body_idle(self) -> None:
+        self._disarm_body_idle()
+        self._body_idle = self.loop.call_later(
+            self.edge_limits.body_idle_timeout_s, self._body_went_idle
+        )
+
+    def _disarm_body_idle(self) -> None:
+        if self._body_idle is not None:
+            self._body_idle.cancel()
+            self._body_idle = None
+
+    def _body_went_idle(self) -> None:
+        self._body_idle = None
+        if not self._in_body or self.transport.is_closing():
+            return
+        if self.flow.read_paused:  # the app has not taken what came: not the client's wait
+            self._arm_body_idle()
+            return
+        logger.info("closing a connection whose request body stopped arriving")
+        self._in_body = False
+        self.transport.close()
 
     def _abort_framing_too_large(self) -> None:
         """Chunk framing or trailers past the cap: the request is under way (its response may
