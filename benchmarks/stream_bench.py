@@ -91,6 +91,9 @@ def server_env(data_dir: str, fake_port: int, **extra: str) -> dict[str, str]:
         "OMNICHAT_LOG_LEVEL": "WARNING",
         "OMNICHAT_GENERATION_RATE_LIMIT": "1000000/minute",
         "OMNICHAT_MAX_CONCURRENT_GENERATIONS": "1000",
+        # Every benchmark user registers and logs in from one address (ignored by older code).
+        "OMNICHAT_LOGIN_ADDRESS_LIMIT": "1000000/minute",
+        "OMNICHAT_REGISTER_ADDRESS_LIMIT": "1000000/minute",
         **extra,
     }
 
