@@ -15,7 +15,13 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from omnichat.db.engine import create_engine_from_url
 from omnichat.db.migrate import upgrade_to_head
-from omnichat.ops.backends import backend_checks, failure_reason, run_checks, settings_secrets
+from omnichat.ops.backends import (
+    BackendStatus,
+    backend_checks,
+    failure_reason,
+    run_checks,
+    settings_secrets,
+)
 from omnichat.ops.middleware import configure_logging
 from omnichat.ops.urls import masked_url
 from omnichat.settings import ConfigurationError, InsecureSecretKeyError, Settings
@@ -131,29 +137,39 @@ def _serve(settings: Settings, host: str, port: int, workers: int) -> None:
         serve(create_app(settings), options)
 
 
-async def check(settings: Settings) -> bool:
-    """``omnichat check``: the configuration as ``serve`` reads it (the providers file, the
-    default and fallback models: ``CommandFailed`` naming what is wrong), then every backend
-    reached, a table printed; True when all answer."""
+async def _run_configured_checks(
+    settings: Settings, *, skip: frozenset[str] = frozenset()
+) -> list[BackendStatus]:
+    """The checks of every backend the settings configure (but those named in ``skip``), run
+    with a database of their own and every configured password masked."""
     from omnichat.blobs.factory import build_blob_store
     from omnichat.db.engine import create_database
-    from omnichat.errors import AppError
-    from omnichat.llm.registry import build_registry
     from omnichat.rag.vectors.factory import build_vector_store
-
-    try:
-        build_registry(settings)
-    except (ValueError, AppError) as exc:
-        raise CommandFailed(f"invalid configuration: {exc}") from None
 
     database = create_database(settings)
     try:
         checks = backend_checks(
             settings, database, build_blob_store(settings), build_vector_store(settings, database)
         )
-        statuses = await run_checks(checks, secrets=settings_secrets(settings))
+        return await run_checks(
+            [c for c in checks if c.name not in skip], secrets=settings_secrets(settings)
+        )
     finally:
         await database.dispose()
+
+
+async def check(settings: Settings) -> bool:
+    """``omnichat check``: the configuration as ``serve`` reads it (the providers file, the
+    default and fallback models: ``CommandFailed`` naming what is wrong), then every backend
+    reached, a table printed; True when all answer."""
+    from omnichat.errors import AppError
+    from omnichat.llm.registry import build_registry
+
+    try:
+        build_registry(settings)
+    except (ValueError, AppError) as exc:
+        raise CommandFailed(f"invalid configuration: {exc}") from None
+    statuses = await _run_configured_checks(settings)
     rows = [("backend", "target", "status", "why")] + [
         (s.name, s.target, "ok" if s.ok else "failed", s.reason or "") for s in statuses
     ]
@@ -167,21 +183,7 @@ async def check(settings: Settings) -> bool:
 async def _warn_about_backends(settings: Settings) -> None:
     """Start-up: one line for each backend besides the database that does not answer (the
     server starts all the same, ``/readyz`` 503 until it does)."""
-    from omnichat.blobs.factory import build_blob_store
-    from omnichat.db.engine import create_database
-    from omnichat.rag.vectors.factory import build_vector_store
-
-    database = create_database(settings)
-    try:
-        checks = backend_checks(
-            settings, database, build_blob_store(settings), build_vector_store(settings, database)
-        )
-        statuses = await run_checks(
-            [c for c in checks if c.name != "database"], secrets=settings_secrets(settings)
-        )
-    finally:
-        await database.dispose()
-    for status in statuses:
+    for status in await _run_configured_checks(settings, skip=frozenset({"database"})):
         if not status.ok:
             logger.warning(
                 f"{status.name} at {status.target} does not answer: {status.reason}",
