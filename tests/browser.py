@@ -6,9 +6,11 @@ from __future__ import annotations
 import os
 import re
 import shutil
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import pytest
 from playwright.async_api import (
     Browser,
     ConsoleMessage,
@@ -16,6 +18,7 @@ from playwright.async_api import (
     Locator,
     Page,
     Playwright,
+    async_playwright,
     expect,
 )
 
@@ -100,3 +103,12 @@ def last_reply(page: Page) -> Locator:
 
 
 SESSION_URL = re.compile(r"#/c/[\w-]+$")
+
+
+@pytest.fixture(scope="module")
+async def browser() -> AsyncIterator[Browser]:
+    """One Chromium for the module; every test gets its own context (storage, cookies)."""
+    async with async_playwright() as playwright:
+        chromium = await launch(playwright)
+        yield chromium
+        await chromium.close()

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from playwright.async_api import Browser, BrowserContext, Page, async_playwright, expect
+from playwright.async_api import Browser, BrowserContext, Page, expect
 
 from omnichat.app import create_app
 from omnichat.settings import Settings
@@ -24,8 +24,8 @@ from tests.browser import (
     PHONE,
     SESSION_URL,
     PageWatch,
+    browser,
     last_reply,
-    launch,
     screenshot_dir,
     send,
     sign_up,
@@ -34,6 +34,8 @@ from tests.conftest import PASSWORD, ThreadedServer, age_rotation
 from tests.docs_factory import make_pdf
 from tests.fakes import CutAfter, FakeProviderServer, Reply
 
+__all__ = ["browser"]  # a fixture, imported to be used here
+
 FACT_PAGES = [
     "Annual report of the Zorblax Company. Nothing unusual happened this year.",
     "The Zorblax reactor is cooled with peppermint tea, brewed at 71 degrees.",
@@ -41,15 +43,6 @@ FACT_PAGES = [
 
 
 # -- fixtures ----------------------------------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-async def browser() -> AsyncIterator[Browser]:
-    """One Chromium for the module; every test gets its own context (storage, cookies)."""
-    async with async_playwright() as playwright:
-        chromium = await launch(playwright)
-        yield chromium
-        await chromium.close()
 
 
 @pytest.fixture(scope="module")

@@ -7,28 +7,22 @@ refresh token is ever presented twice (the server revokes the whole login when o
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from itertools import pairwise
 
 import pytest
-from playwright.async_api import Browser, Page, Request, async_playwright, expect
+from playwright.async_api import Browser, Page, Request, expect
 
 from omnichat.app import create_app
 from omnichat.settings import Settings
-from tests.browser import DESKTOP, PageWatch, launch, sign_up
+from tests.browser import DESKTOP, PageWatch, browser, sign_up
 from tests.conftest import ThreadedServer
+
+__all__ = ["browser"]  # a fixture, imported to be used here
 
 ACCESS_TOKEN_S = 6  # the UI refreshes halfway through: every 3 s
 REFRESHES = 3
-
-
-@pytest.fixture(scope="module")
-async def browser() -> AsyncIterator[Browser]:
-    async with async_playwright() as playwright:
-        chromium = await launch(playwright)
-        yield chromium
-        await chromium.close()
 
 
 @pytest.fixture(scope="module")
