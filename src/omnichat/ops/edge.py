@@ -62,7 +62,7 @@ class EdgeLimits:
     max_header_bytes: int
     header_timeout_s: float
     max_connections_per_address: int
-    body_idle_timeout_s: float = 30.0
+    body_idle_timeout_s: float
 
     @classmethod
     def from_settings(cls, settings: Settings) -> EdgeLimits:
