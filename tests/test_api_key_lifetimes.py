@@ -1,5 +1,6 @@
 """Personal API keys end when they should: a password change revokes every key of the user
-(and says how many), an API key cannot create or list keys, and a key may expire."""
+(and says how many), an API key cannot create, list or delete keys, and a key may expire;
+expired keys make room under the limit on keys."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import pytest
 from sqlalchemy import update
 
 from omnichat.apikeys.models import ApiKey
+from omnichat.apikeys.service import MAX_KEYS_PER_USER
 from omnichat.container import Container
 from omnichat.db.base import utcnow
 from tests.conftest import TestUser
@@ -99,20 +101,63 @@ async def test_a_password_change_made_with_an_api_key_revokes_that_key_too(
 
 
 @pytest.mark.parametrize(
-    ("method", "path"), [("POST", "/api-keys"), ("GET", "/api-keys")], ids=["create", "list"]
+    ("method", "path"),
+    [("POST", "/api-keys"), ("GET", "/api-keys"), ("DELETE", "/api-keys/{other}")],
+    ids=["create", "list", "delete"],
 )
-async def test_an_api_key_cannot_create_or_list_keys(
+async def test_an_api_key_cannot_create_list_or_delete_keys(
     client: httpx.AsyncClient, alice: TestUser, bob: TestUser, method: str, path: str
 ) -> None:
     for user in (alice, bob):
         key = (await _new_key(client, user))["key"]
-        r = await client.request(method, path, json={"name": "more"}, headers=_bearer(key))
+        other = await _new_key(client, user)
+        r = await client.request(
+            method,
+            path.format(other=other["id"]),
+            json=None if method == "DELETE" else {"name": "more"},
+            headers=_bearer(key),
+        )
         assert r.status_code == 403, r.text
         assert set(r.json()) == {"detail"}
         assert "API key" in r.json()["detail"]
         listed = (await client.get("/api-keys", headers=user.headers)).json()
-        assert len(listed) == 1  # no key was minted
+        assert len(listed) == 2  # no key was minted or deleted
         assert await _works(client, key)  # the key itself still works where it may
+        assert await _works(client, other["key"])
+
+
+async def test_expired_keys_make_room_under_the_limit(
+    client: httpx.AsyncClient, alice: TestUser, bob: TestUser, container: Container
+) -> None:
+    keys = [await _new_key(client, alice) for _ in range(MAX_KEYS_PER_USER)]
+    bobs = await _new_key(client, bob)
+    r = await client.post("/api-keys", json={"name": "one too many"}, headers=alice.headers)
+    assert r.status_code == 400, r.text
+    assert r.json() == {"detail": f"At most {MAX_KEYS_PER_USER} API keys per user"}
+
+    expired_ids = {keys[0]["id"], keys[7]["id"]}
+    async with container.database.writer() as db:
+        await db.execute(
+            update(ApiKey)
+            .where(ApiKey.id.in_(expired_ids))
+            .values(expires_at=utcnow() - timedelta(seconds=1))
+        )
+        await db.commit()
+    listed = (await client.get("/api-keys", headers=alice.headers)).json()
+    assert expired_ids <= {k["id"] for k in listed}  # still shown until room is needed
+
+    fresh = await _new_key(client, alice)
+    listed_ids = {k["id"] for k in (await client.get("/api-keys", headers=alice.headers)).json()}
+    assert fresh["id"] in listed_ids
+    assert not expired_ids & listed_ids
+    assert len(listed_ids) == MAX_KEYS_PER_USER - 1
+    assert await _works(client, fresh["key"])
+    assert await _works(client, keys[1]["key"])
+    assert await _works(client, bobs["key"])
+    r = await client.post("/api-keys", json={"name": "full again"}, headers=alice.headers)
+    assert r.status_code == 201, r.text
+    r = await client.post("/api-keys", json={"name": "one too many"}, headers=alice.headers)
+    assert r.status_code == 400, r.text
 
 
 async def test_a_key_may_expire_and_says_when(

@@ -162,13 +162,13 @@ async def get_current_user(caller: CurrentCaller) -> User:
 CurrentUser = Annotated[User, Depends(get_current_user)]
 
 API_KEY_MANAGES_NO_KEYS = (
-    "An API key cannot create or list API keys; use an access token from a password login"
+    "An API key cannot create, list or delete API keys; use an access token from a password login"
 )
 
 
 async def get_login_user(caller: CurrentCaller) -> User:
     """The user of an access token (a password login); 403 for a personal API key, which must
-    not mint or enumerate credentials beside itself."""
+    not mint, enumerate or revoke credentials beside itself."""
     if caller.family_id is None:
         raise Forbidden(API_KEY_MANAGES_NO_KEYS)
     return caller.user

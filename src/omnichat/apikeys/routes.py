@@ -1,5 +1,5 @@
-"""``/api-keys``: create (the key is in this one response only), list, revoke. Creating and
-listing need an access token (a password login): an API key cannot mint or enumerate keys."""
+"""``/api-keys``: create (the key is in this one response only), list, revoke. Each needs an
+access token (a password login): an API key cannot mint, enumerate or revoke keys."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from pydantic import BaseModel, Field, StringConstraints
 from omnichat.apikeys.models import ApiKey
 from omnichat.apikeys.service import MAX_EXPIRY_DAYS
 from omnichat.authenticate_first import AuthenticateFirstRoute
-from omnichat.deps import ApiKeyServiceDep, CurrentUser, LoginUser, ReadSession, WriteSession
+from omnichat.deps import ApiKeyServiceDep, LoginUser, ReadSession, WriteSession
 from omnichat.errors import error_responses
 from omnichat.schemas import RequestModel, UTCTimestamp
 
@@ -77,10 +77,13 @@ async def list_api_keys(
 
 
 @router.delete(
-    "/{key_id}", status_code=204, response_class=Response, responses=error_responses(401, 404, 422)
+    "/{key_id}",
+    status_code=204,
+    response_class=Response,
+    responses=error_responses(401, 403, 404, 422),
 )
 async def revoke_api_key(
-    key_id: str, user: CurrentUser, db: WriteSession, keys: ApiKeyServiceDep
+    key_id: str, user: LoginUser, db: WriteSession, keys: ApiKeyServiceDep
 ) -> Response:
     await keys.revoke(db, user.id, key_id)
     return Response(status_code=204)

@@ -7,7 +7,7 @@ import secrets
 from dataclasses import dataclass
 from datetime import timedelta
 
-from sqlalchemy import delete, func, or_, select, update
+from sqlalchemy import ColumnElement, delete, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from omnichat.apikeys.models import ApiKey
@@ -30,6 +30,11 @@ def is_api_key(token: str) -> bool:
     return token.startswith(API_KEY_PREFIX)
 
 
+def _live_key(keys: type[ApiKey]) -> ColumnElement[bool]:
+    """Not expired (revoked keys are deleted rows)."""
+    return or_(keys.expires_at.is_(None), keys.expires_at > utcnow())
+
+
 @dataclass(frozen=True)
 class CreatedKey:
     record: ApiKey
@@ -41,12 +46,18 @@ class ApiKeyService:
         self, db: AsyncSession, user_id: str, name: str, *, expires_in_days: int | None = None
     ) -> CreatedKey:
         """A new key, valid for ``expires_in_days`` days (1 to ``MAX_EXPIRY_DAYS``) or until
-        revoked (None). 400 past ``MAX_KEYS_PER_USER`` keys."""
+        revoked (None). 400 past ``MAX_KEYS_PER_USER`` live keys; expired keys stay listed
+        until one more would pass the limit, and are then deleted to make room."""
         count = await db.scalar(
             select(func.count()).select_from(ApiKey).where(ApiKey.user_id == user_id)
         )
         if (count or 0) >= MAX_KEYS_PER_USER:
-            raise BadRequest(f"At most {MAX_KEYS_PER_USER} API keys per user")
+            expired = await db.execute(
+                delete(ApiKey).where(ApiKey.user_id == user_id, ~_live_key(ApiKey))
+            )
+            removed = int(expired.rowcount)  # type: ignore[attr-defined]
+            if (count or 0) - removed >= MAX_KEYS_PER_USER:
+                raise BadRequest(f"At most {MAX_KEYS_PER_USER} API keys per user")
         key = API_KEY_PREFIX + secrets.token_urlsafe(32)
         record = ApiKey(
             user_id=user_id,
@@ -88,7 +99,7 @@ class ApiKeyService:
                 .join(ApiKey, ApiKey.user_id == User.id)
                 .where(
                     ApiKey.key_hash == hash_api_key(key),
-                    or_(ApiKey.expires_at.is_(None), ApiKey.expires_at > utcnow()),
+                    _live_key(ApiKey),
                 )
             )
         ).one_or_none()
