@@ -272,6 +272,9 @@ class Settings(BaseSettings):
     ocr_max_pages: Annotated[int, Field(ge=0)] = 50
     ocr_page_timeout_s: Annotated[float, Field(gt=0)] = 60.0
     ocr_budget_s: Annotated[float, Field(gt=0)] = 600.0
+    # Pages OCR'd per user in any hour (a moving window, shared through Redis when configured):
+    # past it a user's scanned pages are left unread until the window moves on.
+    ocr_pages_per_hour: Annotated[int, Field(ge=1)] = 300
     # Splitting extracted text into chunks (semchunk, pure Python) runs in these workers, not
     # in the server: each with its own memory cap and a time limit per document (a text at
     # max_extracted_chars takes ~50 s on one core).

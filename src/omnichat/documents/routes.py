@@ -45,7 +45,8 @@ ATTACHMENT_ONLY = frozenset({"docx", "pptx", "xlsx", "html"})
         # 400: a malformed multipart body; 404: an unknown session_id; 409, 413: the caller's
         # quota; 413: the file's size or a DOCX, PPTX or XLSX that would unpack too large; 415:
         # not one of ACCEPTED_TYPES; 422: corrupt, encrypted, empty or without text.
-        # 429: too many of the caller's uploads were too complex to index lately.
+        # 429: too many of the caller's uploads were too complex to index lately, or a scan
+        # with no other text came after the caller's OCR allowance (OCR_PAGES_PER_HOUR) ran out.
         **error_responses(400, 401, 404, 409, 413, 415, 422, 429, 503),
     },
 )

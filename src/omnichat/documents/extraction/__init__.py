@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -26,6 +27,7 @@ from omnichat.documents.extraction.parse import ParseLimits, load_parsers, parse
 from omnichat.documents.extraction.sandbox import SandboxPool
 from omnichat.documents.extraction.sniff import PDF_MAGIC
 from omnichat.rag.types import ChunkDraft, ExtractedDocument, ExtractedPage
+from omnichat.ratelimit import TooManyRequests, rate_window
 from omnichat.settings import Settings
 
 if TYPE_CHECKING:
@@ -53,6 +55,7 @@ class OcrLimits:
     max_pages: int  # 0: no OCR
     page_timeout_s: float
     budget_s: float  # for all of one document's pages
+    pages_per_hour: int  # per user, over all their documents
 
 
 class Extractor:
@@ -64,6 +67,11 @@ class Extractor:
             max_pages=settings.ocr_max_pages,
             page_timeout_s=settings.ocr_page_timeout_s,
             budget_s=settings.ocr_budget_s,
+            pages_per_hour=settings.ocr_pages_per_hour,
+        )
+        # Pages OCR'd per user in a moving hour, shared by every worker through Redis.
+        self._ocr_allowance = rate_window(
+            f"{settings.ocr_pages_per_hour}/hour", settings.redis_url, namespace="ocr-pages"
         )
         # A worker is killed when still busy after its hard limit: parse_timeout_s for a PDF,
         # whose own deadline grows with its pages; twice the fixed deadline of every other kind
@@ -113,18 +121,26 @@ class Extractor:
         self, path: Path, document: ExtractedDocument, owner: str
     ) -> ExtractedDocument:
         """``document`` with its ``ocr_pages`` read by OCR, one page per job, within the OCR
-        limits: a page over the page count, over the document's time budget, past its own
-        timeout, or without any text read is listed in ``unread_pages``. Raises
-        ``NoExtractableText`` when the document ends up with no text at all."""
+        limits: a page over the page count, over the document's time budget, past ``owner``'s
+        hourly allowance (OMNICHAT_OCR_PAGES_PER_HOUR, counted per page sent to OCR), past its
+        own timeout, or without any text read is listed in ``unread_pages``. Raises
+        ``NoExtractableText`` (422) when the document ends up with no text at all, or
+        ``TooManyRequests`` (429, ``Retry-After``: seconds until the allowance frees a page)
+        when that is because the allowance was used up."""
         if not document.ocr_pages:
             return document
         loop = asyncio.get_running_loop()
         ends = loop.time() + self.ocr_limits.budget_s
         texts = {page.number: page.text for page in document.pages}
         unread: list[int] = list(document.unread_pages)
+        allowance_wait_s: float | None = None  # once set, the allowance is used up
         for index, number in enumerate(document.ocr_pages):
             remaining = ends - loop.time()
-            if index >= self.ocr_limits.max_pages or remaining <= 0:
+            if index >= self.ocr_limits.max_pages or remaining <= 0 or allowance_wait_s:
+                unread.append(number)
+                continue
+            allowance_wait_s = await self._ocr_allowance.hit(owner)
+            if allowance_wait_s is not None:
                 unread.append(number)
                 continue
             try:
@@ -146,12 +162,22 @@ class Extractor:
             ExtractedPage(number=page.number, text=texts[page.number]) for page in document.pages
         ]
         read = replace(document, pages=pages, ocr_pages=(), unread_pages=tuple(sorted(unread)))
+        if not read.char_count and allowance_wait_s is not None:
+            raise self._allowance_used_up(allowance_wait_s)
         if not read.char_count:
             raise NoExtractableText(
                 f"{NO_TEXT}: it has no text layer and OCR read no text on its "
                 f"{len(document.ocr_pages)} scanned page(s)"
             )
         return read
+
+    def _allowance_used_up(self, wait_s: float) -> TooManyRequests:
+        frees_at = time.strftime("%H:%M:%S UTC", time.gmtime(time.time() + wait_s))
+        return TooManyRequests.after(
+            wait_s,
+            f"{NO_TEXT} layer, and your OCR allowance ({self.ocr_limits.pages_per_hour} pages "
+            f"per hour) is used up until {frees_at}",
+        )
 
     async def chunk(
         self, document: ExtractedDocument, owner: str, config: ChunkerConfig
