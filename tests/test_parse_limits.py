@@ -4,7 +4,7 @@ and a user whose uploads keep being refused that way gets 429 for a while."""
 
 from __future__ import annotations
 
-import asyncio
+import logging
 import os
 import random
 import signal
@@ -52,18 +52,26 @@ async def test_workers_that_cannot_start_are_a_503_and_a_new_pool() -> None:
         sandbox.close()
 
 
-async def test_a_worker_killed_while_idle_costs_no_upload() -> None:
+async def test_a_worker_killed_while_idle_costs_no_upload_and_is_logged(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Noticed by the time the next job runs (which still succeeds): a warning naming the pool,
+    the worker and the signal."""
+    caplog.set_level(logging.WARNING, logger="omnichat.documents.sandbox")
     sandbox = SandboxPool("killed", workers=1, memory_bytes=384 * MIB)
     try:
         worker = await sandbox.run("u1", sandbox_jobs.pid, timeout_s=60)
         os.kill(worker, signal.SIGKILL)  # the OOM killer's pick, or an operator's
-        await asyncio.sleep(0.5)
         for n in range(3):
             assert await sandbox.run("u1", sandbox_jobs.echo, f"after {n}", timeout_s=60) == (
                 f"after {n}"
             )
     finally:
         sandbox.close()
+    deaths = [(r.levelno, r.getMessage()) for r in caplog.records if "idle" in r.getMessage()]
+    assert deaths == [
+        (logging.WARNING, f"killed worker (pid {worker}) died while idle: killed by SIGKILL")
+    ]
 
 
 async def test_a_worker_killed_mid_job_from_outside_is_tried_once_more(

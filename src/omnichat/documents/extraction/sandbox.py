@@ -6,6 +6,8 @@ Every job runs in a pebble ``ProcessPool`` worker whose address space is capped
 has its worker killed and replaced. Either way the caller gets ``DocumentTooComplex`` (422). A
 worker killed from outside mid-job (SIGKILL, SIGTERM: the OOM killer, an operator) says nothing
 about the file: the job is tried once more in a fresh worker, and only a second kill is a 422.
+One that dies while idle is logged (a warning naming the pool, its pid and the signal or exit
+code) and replaced.
 
 A worker that ends a job holding much of its cap (allocators keep what a large document made
 them reserve) retires, and is replaced, before it takes another job; a job that ran out of memory
@@ -31,9 +33,11 @@ import signal
 from collections.abc import Callable, Iterator
 from concurrent.futures import TimeoutError as FutureTimeout
 from concurrent.futures.process import BrokenProcessPool
+from multiprocessing.context import SpawnContext
 from typing import Any, TypeVar
 
 from pebble import ProcessExpired, ProcessPool
+from pebble.pool.process import PoolManager
 
 from omnichat.documents.extraction.errors import (
     DocumentTooComplex,
@@ -154,6 +158,60 @@ def _start_worker(max_bytes: int, warm_up: Callable[[], object] | None) -> None:
     pebble_process.worker_get_next_task = tasks_until_retired
 
 
+def _how_it_ended(exitcode: int | None) -> str:
+    """``exitcode`` of a process (negative: the signal that ended it) in words."""
+    if exitcode is not None and exitcode < 0:
+        try:
+            return f"killed by {signal.Signals(-exitcode).name}"
+        except ValueError:
+            return f"killed by signal {-exitcode}"
+    return f"exit code {exitcode}"
+
+
+class _WatchedPoolManager(PoolManager):
+    """pebble's pool manager, which also logs a worker that died running no job (killed while
+    idle by the OOM killer or an operator, or dead before it could take one): pebble itself
+    says nothing, and breaks the pool when no job is running (the next job then starts a new
+    one). Called from pebble's manager thread within a tick (0.1 s) of the death, before any
+    job can run on the replacement; ``handle_worker_expiration`` is pebble's hook for every
+    worker that ended with a non-zero exit code and was not stopped by pebble itself (a job's
+    timeout or cancellation)."""
+
+    def __init__(self, name: str, pool: ProcessPool, context: SpawnContext) -> None:
+        super().__init__(pool._context, context)
+        self.pool_name = name
+
+    def handle_worker_expiration(self, expiration: tuple[int, int | None]) -> None:
+        worker_id, exitcode = expiration
+        try:
+            self.find_expired_task(worker_id)
+        except (LookupError, BrokenProcessPool):
+            logger.warning(
+                "%s worker (pid %d) died while idle: %s",
+                self.pool_name,
+                worker_id,
+                _how_it_ended(exitcode),
+            )
+        super().handle_worker_expiration(expiration)
+
+
+def _process_pool(
+    name: str, workers: int, memory_bytes: int, warm_up: Callable[[], object] | None
+) -> ProcessPool:
+    # Spawned, not forked: forking a process that runs threads can deadlock.
+    context = multiprocessing.get_context("spawn")
+    pool = ProcessPool(
+        max_workers=workers,
+        max_tasks=JOBS_PER_WORKER,
+        initializer=_start_worker,
+        initargs=(memory_bytes, warm_up),
+        context=context,
+    )
+    # Before the pool starts (at its first job), so its threads run the watched manager.
+    pool._pool_manager = _WatchedPoolManager(name, pool, context)
+    return pool
+
+
 class SandboxPool:
     """``await pool.run(owner, function, *args, timeout_s=...)``: ``function(*args)`` in a
     capped worker, on ``owner``'s turn. ``function`` and its arguments must pickle; its
@@ -247,14 +305,7 @@ class SandboxPool:
         if self._pool is not None and not self._pool.active:
             self._discard_pool()
         if self._pool is None:
-            self._pool = ProcessPool(
-                max_workers=self._workers,
-                max_tasks=JOBS_PER_WORKER,
-                initializer=_start_worker,
-                initargs=(self._memory_bytes, self._warm_up),
-                # Spawned, not forked: forking a process that runs threads can deadlock.
-                context=multiprocessing.get_context("spawn"),
-            )
+            self._pool = _process_pool(self.name, self._workers, self._memory_bytes, self._warm_up)
         return self._pool
 
     def _discard_pool(self) -> None:
