@@ -30,6 +30,7 @@ import logging
 import multiprocessing
 import resource
 import signal
+import threading
 from collections.abc import Callable, Iterator
 from concurrent.futures import TimeoutError as FutureTimeout
 from concurrent.futures.process import BrokenProcessPool
@@ -232,6 +233,8 @@ class SandboxPool:
         self._workers = workers
         self._memory_bytes = memory_bytes
         self._pool: ProcessPool | None = None
+        # Pools being stopped after they broke (``_discard_pool``); ``close`` waits for them.
+        self._stopping: list[threading.Thread] = []
 
     async def run(self, owner: str, function: Callable[..., T], *args: Any, timeout_s: float) -> T:
         async with self._slots.slot(owner):
@@ -309,14 +312,24 @@ class SandboxPool:
         return self._pool
 
     def _discard_pool(self) -> None:
-        """The next job starts a new pool."""
+        """The next job starts a new pool. The old one is stopped and joined in a thread, off
+        the event loop: its workers stopped, its channel closed, and with it the two named
+        semaphores the channel holds. (A pool only stopped keeps them until it is garbage
+        collected, which a server ended by the SIGTERM uvicorn re-raises never does: the
+        resource tracker then reports them as leaked.)"""
         pool, self._pool = self._pool, None
         if pool is not None:
             pool.stop()  # type: ignore[no-untyped-call]
+            stopping = threading.Thread(
+                target=pool.join, name=f"{self.name}-pool-stop", daemon=True
+            )
+            stopping.start()
+            self._stopping = [*(t for t in self._stopping if t.is_alive()), stopping]
 
     def close(self) -> None:
-        """Stops the workers (blocks until they exit); queued jobs are cancelled."""
-        pool = self._pool
+        """Stops the workers and closes the pools' channels (blocks until they have, at most
+        ~10 s a pool); queued jobs are cancelled."""
         self._discard_pool()
-        if pool is not None:
-            pool.join(timeout=10)
+        for stopping in self._stopping:
+            stopping.join(timeout=10)
+        self._stopping = []
