@@ -4,7 +4,7 @@ that refuses anything from another origin, and they still work in a real browser
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from html.parser import HTMLParser
 from urllib.parse import urljoin, urlsplit
 
@@ -14,9 +14,9 @@ from fastapi import FastAPI
 from playwright.async_api import async_playwright, expect
 
 from omnichat.app import create_app
-from omnichat.settings import Settings
+from omnichat.cli import migrate
 from tests.browser import DESKTOP, PageWatch, launch
-from tests.conftest import ThreadedServer
+from tests.conftest import ThreadedServer, make_settings
 
 DOC_PAGES = ["/docs", "/redoc"]
 # Redoc always shows Redocly's logo from its CDN: the CSP refuses it, which is the point.
@@ -109,9 +109,14 @@ async def test_doc_assets_are_only_the_packaged_files(client: httpx.AsyncClient)
 
 
 @pytest.fixture(scope="module")
-def docs_server(app: FastAPI, settings: Settings, backend: str) -> Iterator[ThreadedServer]:
-    if backend != "sqlite":
-        pytest.skip("the browser check runs once, on SQLite")
+async def docs_server(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> AsyncIterator[ThreadedServer]:
+    """Once, whatever the backends: the pages need no database, only the app's start-up does,
+    so it gets a SQLite file of its own."""
+    data_dir = tmp_path_factory.mktemp("docs")
+    settings = make_settings(f"sqlite+aiosqlite:///{data_dir / 'docs.db'}", data_dir)
+    await migrate(settings)
     with ThreadedServer(create_app(settings)) as server:
         yield server
 
