@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 import zipfile
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -131,9 +132,10 @@ def make_html(
     return page.encode(charset)
 
 
-def make_not_office_zip() -> bytes:
+def make_not_office_zip(*, strict: bool = False) -> bytes:
     """A ZIP archive with a ``[Content_Types].xml`` and package relationships, like an Office
-    file's, whose main part is none of DOCX, PPTX or XLSX (an OpenXPS document)."""
+    file's, whose main part is none of DOCX, PPTX or XLSX (an OpenXPS document); ``strict``:
+    related as the main part of a Strict Office file is."""
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w") as archive:
         archive.writestr(
@@ -146,8 +148,13 @@ def make_not_office_zip() -> bytes:
         archive.writestr(
             "_rels/.rels",
             '<?xml version="1.0"?><Relationships xmlns="http://schemas.openxmlformats.org/package'
-            '/2006/relationships"><Relationship Id="R1" Type="http://schemas.microsoft.com/xps/'
-            '2005/06/fixedrepresentation" Target="/FixedDocSeq.fdseq"/></Relationships>',
+            '/2006/relationships"><Relationship Id="R1" Type="'
+            + (
+                "http://purl.oclc.org/ooxml/officeDocument/relationships/officeDocument"
+                if strict
+                else "http://schemas.microsoft.com/xps/2005/06/fixedrepresentation"
+            )
+            + '" Target="/FixedDocSeq.fdseq"/></Relationships>',
         )
         archive.writestr("FixedDocSeq.fdseq", "<FixedDocumentSequence/>")
     return buffer.getvalue()
@@ -178,5 +185,98 @@ def with_content_types(data: bytes, replace: tuple[str, str]) -> bytes:
             content = source.read(info)
             if info.filename == "[Content_Types].xml":
                 content = content.replace(replace[0].encode(), replace[1].encode())
+            archive.writestr(info, content)
+    return buffer.getvalue()
+
+
+# ISO/IEC 29500 Strict: what Word, PowerPoint and Excel write instead of the Transitional URIs
+# when a file is saved as "Strict Open XML" (the pairs of dotnet/Open-XML-SDK's strict
+# translation tables and LibreOffice's oox namespaces-strict.txt). The package's own namespaces
+# (content types, relationships, core properties) and markup compatibility are the same in both.
+_OOXML = "http://schemas.openxmlformats.org"
+_STRICT = "http://purl.oclc.org/ooxml"
+TRANSITIONAL_TO_STRICT = [
+    # relationship types whose names differ, before the general officeDocument one below
+    (
+        f"{_OOXML}/officeDocument/2006/relationships/extended-properties",
+        f"{_STRICT}/officeDocument/relationships/extendedProperties",
+    ),
+    (
+        f"{_OOXML}/officeDocument/2006/relationships/custom-properties",
+        f"{_STRICT}/officeDocument/relationships/customProperties",
+    ),
+    (
+        f"{_OOXML}/package/2006/relationships/metadata/thumbnail",
+        f"{_STRICT}/officeDocument/relationships/metadata/thumbnail",
+    ),
+    # every other relationship type (.../relationships/officeDocument, /header, /slide, ...)
+    # and the r: namespace itself
+    (f"{_OOXML}/officeDocument/2006/relationships", f"{_STRICT}/officeDocument/relationships"),
+    (
+        f"{_OOXML}/officeDocument/2006/extended-properties",
+        f"{_STRICT}/officeDocument/extendedProperties",
+    ),
+    (
+        f"{_OOXML}/officeDocument/2006/custom-properties",
+        f"{_STRICT}/officeDocument/customProperties",
+    ),
+    (f"{_OOXML}/officeDocument/2006/docPropsVTypes", f"{_STRICT}/officeDocument/docPropsVTypes"),
+    (f"{_OOXML}/officeDocument/2006/math", f"{_STRICT}/officeDocument/math"),
+    (f"{_OOXML}/officeDocument/2006/sharedTypes", f"{_STRICT}/officeDocument/sharedTypes"),
+    (f"{_OOXML}/officeDocument/2006/bibliography", f"{_STRICT}/officeDocument/bibliography"),
+    (f"{_OOXML}/officeDocument/2006/customXml", f"{_STRICT}/officeDocument/customXml"),
+    (f"{_OOXML}/wordprocessingml/2006/main", f"{_STRICT}/wordprocessingml/main"),
+    (f"{_OOXML}/presentationml/2006/main", f"{_STRICT}/presentationml/main"),
+    (f"{_OOXML}/presentationml/2006/ole", f"{_STRICT}/presentationml/ole"),
+    (f"{_OOXML}/spreadsheetml/2006/main", f"{_STRICT}/spreadsheetml/main"),
+    (f"{_OOXML}/schemaLibrary/2006/main", f"{_STRICT}/schemaLibrary/main"),
+    *[
+        (f"{_OOXML}/drawingml/2006/{name}", f"{_STRICT}/drawingml/{name}")
+        for name in [
+            "main",
+            "wordprocessingDrawing",
+            "spreadsheetDrawing",
+            "picture",
+            "chart",
+            "chartDrawing",
+            "diagram",
+            "lockedCanvas",
+            "table",  # a:graphicData's uri for a table
+        ]
+    ],
+]
+# The root element of each kind's main part and the attribute that says it is Strict
+# (WordprocessingML qualifies its attributes; PresentationML and SpreadsheetML do not).
+_STRICT_ROOTS = {
+    "word/document.xml": (b"<w:document ", b'w:conformance="strict" '),
+    "ppt/presentation.xml": (b"<p:presentation ", b'conformance="strict" '),
+    "xl/workbook.xml": (b"<workbook ", b'conformance="strict" '),
+}
+# What may stay Transitional-looking in a Strict package: OPC's own namespaces and types, and
+# markup compatibility (ISO/IEC 29500-2 and -3 have one form only).
+_SHARED_URIS = (
+    f"{_OOXML}/package/2006/",
+    f"{_OOXML}/markup-compatibility/2006",
+)
+
+
+def to_strict(data: bytes) -> bytes:
+    """An Office file (DOCX, PPTX or XLSX) as Word, PowerPoint or Excel save it as "Strict Open
+    XML": every XML part's Transitional namespaces, relationship types and graphic-data URIs
+    rewritten to their Strict forms, and the main part marked ``conformance="strict"``."""
+    source = zipfile.ZipFile(io.BytesIO(data))
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        for info in source.infolist():
+            content = source.read(info)
+            if info.filename.endswith((".xml", ".rels")):
+                for transitional, strict in TRANSITIONAL_TO_STRICT:
+                    content = content.replace(transitional.encode(), strict.encode())
+                if info.filename in _STRICT_ROOTS:
+                    root, conformance = _STRICT_ROOTS[info.filename]
+                    assert root in content, info.filename
+                    content = content.replace(root, root + conformance, 1)
+                left = re.sub("|".join(map(re.escape, _SHARED_URIS)).encode(), b"", content)
+                assert _OOXML.encode() not in left, (info.filename, content[:400])
             archive.writestr(info, content)
     return buffer.getvalue()

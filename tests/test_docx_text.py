@@ -14,12 +14,14 @@ from omnichat.documents.extraction.archive import ArchiveLimits
 from omnichat.documents.extraction.docx import extract_docx
 from omnichat.documents.extraction.errors import (
     DocumentTooComplex,
+    DocumentTooLarge,
     NoExtractableText,
     UnreadableDocument,
 )
 from omnichat.documents.extraction.parse import ParseLimits, parse_file
 from tests import docx_factory as make
 from tests.conftest import TestUser
+from tests.office_factory import to_strict, with_extra_entry
 
 LIMITS = ArchiveLimits(
     max_uncompressed_bytes=200 * 2**20, max_entries=5000, max_compression_ratio=100
@@ -114,12 +116,18 @@ def test_the_parse_deadline_reaches_the_walk(tmp_path: Path) -> None:
         parse_file(str(path), "every.docx", limits)
 
 
+@pytest.mark.parametrize("conformance", ["transitional", "strict"])
 async def test_every_visible_word_is_found_after_upload(
-    client: httpx.AsyncClient, alice: TestUser, container: Container
+    client: httpx.AsyncClient, alice: TestUser, container: Container, conformance: str
 ) -> None:
+    """As Word saves it by default, and as a "Strict Open XML Document" (ISO/IEC 29500 Strict:
+    every part in other namespaces, other relationship types)."""
+    data = make.make_docx_with_every_part()
+    if conformance == "strict":
+        data = to_strict(data)
     r = await client.post(
         "/upload/document",
-        files={"file": ("every.docx", make.make_docx_with_every_part(), "application/msword")},
+        files={"file": ("every.docx", data, "application/msword")},
         headers=alice.headers,
     )
     assert r.status_code == 200, r.text
@@ -235,3 +243,61 @@ def test_imported_html_and_text_chunks_are_read_in_place(tmp_path: Path) -> None
         "Opening paragraph.\n\n# Imported\n\nThe imported page names the okapi sanctuary.\n\n"
         "Plain import: the narwhal ledger.\n\nClosing paragraph."
     )
+
+
+# -- Strict Open XML (ISO/IEC 29500 Strict) --------------------------------------------------------
+
+OKAPI_PAGE = (
+    b"<html><head><title>Imported</title></head>"
+    b"<body><p>The imported page names the okapi sanctuary.</p></body></html>"
+)
+STRICT_CASES = {
+    "every part": make.make_docx_with_every_part,
+    "merged cells": make.make_docx_with_merged_cells,
+    "header variants": make.make_docx_with_header_variants,
+    "altChunks": lambda: _with_alt_chunks(
+        [
+            ("/word/afchunk1.htm", "text/html", OKAPI_PAGE),
+            ("/word/afchunk2.txt", "text/plain", b"Plain import: the narwhal ledger."),
+        ]
+    ),
+}
+
+
+@pytest.mark.parametrize("case", list(STRICT_CASES))
+def test_a_strict_docx_reads_exactly_as_its_transitional_twin(tmp_path: Path, case: str) -> None:
+    """Word's "Strict Open XML Document": the same WordprocessingML in other namespaces
+    (``http://purl.oclc.org/ooxml/...``), the parts found by other relationship types; every
+    word, heading, list, table and story of it as in the usual (Transitional) file."""
+    transitional = STRICT_CASES[case]()
+
+    assert _text_of(tmp_path, to_strict(transitional)) == _text_of(tmp_path, transitional)
+    assert [path.name for path in tmp_path.iterdir()] == ["every.docx"]  # no copy left behind
+
+
+def test_a_strict_docx_with_only_removed_text_has_no_text(tmp_path: Path) -> None:
+    with pytest.raises(NoExtractableText):
+        _text_of(tmp_path, to_strict(make.make_docx_with_only_deleted_text()))
+
+
+def test_a_strict_docx_passes_the_archive_checks_first(tmp_path: Path) -> None:
+    data = with_extra_entry(to_strict(make.make_docx_with_every_part()), "word/pad.bin", 8 * 2**20)
+    path = tmp_path / "bomb.docx"
+    path.write_bytes(data)
+
+    with pytest.raises(DocumentTooLarge, match="zip bomb"):
+        extract_docx(path, LIMITS)
+
+
+async def test_a_strict_docx_imports_its_alt_chunks_after_upload(
+    client: httpx.AsyncClient, alice: TestUser, container: Container
+) -> None:
+    r = await client.post(
+        "/upload/document",
+        files={"file": ("chunks.docx", to_strict(STRICT_CASES["altChunks"]()), "text/plain")},
+        headers=alice.headers,
+    )
+    assert r.status_code == 200, r.text
+    for word in ["Opening", "okapi", "narwhal", "Closing"]:
+        hits = await container.retriever.retrieve(alice.id, word, mode="keyword")
+        assert r.json()["id"] in {hit.document_id for hit in hits}, word

@@ -17,6 +17,7 @@ from omnichat.documents.extraction.errors import (
     UnsafeArchive,
     UnsupportedDocumentType,
 )
+from omnichat.documents.extraction.ooxml import transitional_uri, transitional_xml
 from omnichat.documents.extraction.parse import ParseLimits, parse_file
 from omnichat.documents.extraction.tables import markdown_table
 from omnichat.documents.extraction.text import TEXT_SAMPLE_BYTES, decode_text
@@ -333,6 +334,82 @@ def test_office_kind_follows_the_main_parts_content_type(tmp_path: Path) -> None
 
 
 @pytest.mark.parametrize(
+    ("data", "name"),
+    [(make.make_pptx(DECK), "deck.pptx"), (make.make_xlsx(WORKBOOK), "book.xlsx")],
+    ids=["pptx", "xlsx"],
+)
+def test_a_strict_file_reads_exactly_as_its_transitional_twin(
+    tmp_path: Path, data: bytes, name: str
+) -> None:
+    """PowerPoint's and Excel's "Strict Open XML" (ISO/IEC 29500 Strict): the same markup in
+    other namespaces, the parts found by other relationship types, a table's graphic frame by
+    another URI; every slide, shape, table, note, sheet and cell as in the usual file."""
+    strict, transitional = parse(tmp_path, make.to_strict(data), name), parse(tmp_path, data, name)
+
+    assert strict.kind is transitional.kind
+    assert strict.pages == transitional.pages
+
+
+STRICT_W = b"http://purl.oclc.org/ooxml/wordprocessingml/main"
+STRICT_A = b"http://purl.oclc.org/ooxml/drawingml/main"
+STRICT_RT = b"http://purl.oclc.org/ooxml/officeDocument/relationships"
+W = b"http://schemas.openxmlformats.org/wordprocessingml/2006/main"
+RT = b"http://schemas.openxmlformats.org/officeDocument/2006/relationships"
+
+
+def test_strict_uris_map_to_their_transitional_twins() -> None:
+    """Every pair the test files are converted with (Open-XML-SDK's and LibreOffice's tables),
+    read backwards; anything else stays as it is."""
+    for transitional, strict in make.TRANSITIONAL_TO_STRICT:
+        assert transitional_uri(strict) == transitional, strict
+    for uri in [
+        "http://purl.oclc.org/ooxml/descriptions/full",
+        "http://purl.oclc.org/ooxml/",
+        "http://schemas.openxmlformats.org/wordprocessingml/2006/main",
+        "urn:schemas-microsoft-com:vml",
+    ]:
+        assert transitional_uri(uri) == uri
+
+
+def test_only_namespace_declarations_and_relationship_uris_are_mapped() -> None:
+    """Declarations (either quote), a relationship's Type, a:graphicData's uri; never text,
+    a comment, CDATA, another attribute's value (where '>' may stand), or a Target."""
+    part = (
+        b'<?xml version="1.0" encoding="UTF-8"?>'
+        b"<!-- <w:x xmlns:w='" + STRICT_W + b"'> -->"
+        b"<w:document xmlns:w='" + STRICT_W + b"' xmlns:r = \"" + STRICT_RT + b'" '
+        b'w:conformance="strict" w:note="a > b xmlns:a=\'' + STRICT_A + b"'\">"
+        b'<w:t>xmlns:w="' + STRICT_W + b'" and Type="' + STRICT_RT + b'/header"</w:t>'
+        b"<![CDATA[<a xmlns:a='" + STRICT_A + b"'>]]>"
+        b'<a:graphicData xmlns:a="' + STRICT_A + b'" uri="http://purl.oclc.org/ooxml/drawingml/'
+        b'table"/><Relationship Type="'
+        + STRICT_RT
+        + b'/extendedProperties" Target="'
+        + STRICT_W
+        + b'" TargetMode="External"/></w:document>'
+    )
+    expected = (
+        part.replace(b"<w:document xmlns:w='" + STRICT_W, b"<w:document xmlns:w='" + W)
+        .replace(b'xmlns:r = "' + STRICT_RT, b'xmlns:r = "' + RT)
+        .replace(
+            b'<a:graphicData xmlns:a="' + STRICT_A + b'" uri="http://purl.oclc.org/ooxml/'
+            b'drawingml/table"',
+            b'<a:graphicData xmlns:a="http://schemas.openxmlformats.org/drawingml/2006/main" '
+            b'uri="http://schemas.openxmlformats.org/drawingml/2006/table"',
+        )
+        .replace(STRICT_RT + b"/extendedProperties", RT + b"/extended-properties")
+    )
+    assert expected.count(STRICT_W) == 3  # the comment, the text and the Target
+    assert expected.count(STRICT_A) == 2  # the other attribute's value and the CDATA
+
+    assert transitional_xml(part) == expected
+    utf16 = part.replace(b"UTF-8", b"UTF-16").decode().encode("utf-16")
+    mapped = transitional_xml(utf16)
+    assert mapped.startswith(codecs.BOM_UTF16)
+    assert mapped.decode("utf-16") == expected.replace(b"UTF-8", b"UTF-16").decode()
+
+
+@pytest.mark.parametrize(
     ("data", "error", "phrase"),
     [
         (make.make_not_office_zip(), UnsupportedDocumentType, "not a Word document"),
@@ -343,8 +420,27 @@ def test_office_kind_follows_the_main_parts_content_type(tmp_path: Path) -> None
             "The PPTX file looks like a zip bomb",
         ),
         (make.with_extra_entry(make.make_xlsx(WORKBOOK), "../evil"), UnsafeArchive, "XLSX"),
+        (make.make_not_office_zip(strict=True), UnsupportedDocumentType, "not a Word document"),
+        (
+            make.with_extra_entry(make.to_strict(make.make_pptx(DECK)), "ppt/pad.bin", 8 * 2**20),
+            DocumentTooLarge,
+            "The PPTX file looks like a zip bomb",
+        ),
+        (
+            make.with_extra_entry(make.to_strict(make.make_xlsx(WORKBOOK)), "../evil"),
+            UnsafeArchive,
+            "XLSX",
+        ),
     ],
-    ids=["other-zip", "truncated", "pptx-bomb", "xlsx-unsafe-entry"],
+    ids=[
+        "other-zip",
+        "truncated",
+        "pptx-bomb",
+        "xlsx-unsafe-entry",
+        "other-zip-strict-relationship",
+        "strict-pptx-bomb",
+        "strict-xlsx-unsafe-entry",
+    ],
 )
 def test_archives_are_checked_before_reading(
     tmp_path: Path, data: bytes, error: type[Exception], phrase: str

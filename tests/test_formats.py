@@ -114,11 +114,18 @@ async def chunk_texts(container: Container, document_id: str) -> str:
         return "\n".join(rows)
 
 
+# Each Office test runs on the file as saved in Transitional form (the usual) and as saved as
+# "Strict Open XML" (ISO/IEC 29500 Strict: other namespaces and relationship types).
+CONFORMANCE = {"transitional": lambda data: data, "strict": make.to_strict}
+
+
+@pytest.mark.parametrize("conformance", list(CONFORMANCE))
 async def test_pptx_every_part_of_every_slide_is_found_on_its_page(
-    client: httpx.AsyncClient, make_user: UserFactory, container: Container
+    client: httpx.AsyncClient, make_user: UserFactory, container: Container, conformance: str
 ) -> None:
     user = await make_user()
-    document = await indexed(client, user, make.make_pptx(DECK), "deck.pptx")
+    data = CONFORMANCE[conformance](make.make_pptx(DECK))
+    document = await indexed(client, user, data, "deck.pptx")
 
     assert document["kind"] == "pptx"
     assert document["pages"] == 4
@@ -131,11 +138,12 @@ async def test_pptx_every_part_of_every_slide_is_found_on_its_page(
     assert "Notes: Remember the capybara anecdote" in notes.text
 
 
+@pytest.mark.parametrize("conformance", list(CONFORMANCE))
 async def test_xlsx_every_sheet_is_found_with_its_header(
-    client: httpx.AsyncClient, make_user: UserFactory, container: Container
+    client: httpx.AsyncClient, make_user: UserFactory, container: Container, conformance: str
 ) -> None:
     user = await make_user()
-    data = make.make_xlsx(WORKBOOK, formula="=SUM(D3:D4)")
+    data = CONFORMANCE[conformance](make.make_xlsx(WORKBOOK, formula="=SUM(D3:D4)"))
     document = await indexed(client, user, data, "book.xlsx")
 
     assert document["kind"] == "xlsx"

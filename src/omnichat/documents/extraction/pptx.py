@@ -1,6 +1,7 @@
 """PPTX (ECMA-376 PresentationML), read with python-pptx (https://python-pptx.readthedocs.io)
 after the archive checks of ``archive.check_archive`` (zip bombs, unsafe entries), through
-``ooxml.check_package``.
+``ooxml.check_package``; a Strict presentation (ISO/IEC 29500 Strict) through
+``ooxml.open_package``, as Transitional PresentationML.
 
 Each slide is a page, numbered as the slide (1-based): its title first (``# Title``), then the
 text of its other shapes in the slide's order (placeholders, text boxes and autoshapes, the
@@ -26,7 +27,7 @@ from pptx.slide import Slide
 
 from omnichat.documents.extraction.archive import ArchiveLimits
 from omnichat.documents.extraction.errors import NoExtractableText, UnreadableDocument
-from omnichat.documents.extraction.ooxml import check_package
+from omnichat.documents.extraction.ooxml import check_package, open_package
 from omnichat.documents.extraction.tables import TextBudget, cell_text, markdown_table
 from omnichat.documents.extraction.text import clean_text
 from omnichat.errors import AppError
@@ -46,7 +47,8 @@ def extract_pptx(
     check_package(path, archive, "PPTX")
     budget = TextBudget(max_chars)
     try:
-        presentation = pptx.Presentation(str(path))
+        with open_package(path) as package:  # Strict as Transitional; every part read here
+            presentation = pptx.Presentation(package)
         pages = []
         for number, slide in enumerate(presentation.slides, start=1):
             deadline.check()

@@ -3,7 +3,8 @@
 python-docx reads a .docx only (``docx.Document`` checks the main part's content type); the
 main parts of Word's other kinds are the same WordprocessingML, so they are mapped to its
 ``DocumentPart`` here: macro-enabled documents (.docm; macros are never run, only the text is
-read) and templates (.dotx, .dotm).
+read) and templates (.dotx, .dotm). A "Strict Open XML Document" (ISO/IEC 29500 Strict) is
+opened through ``ooxml.open_package``, as Transitional WordprocessingML.
 
 A ``w:altChunk`` (ECMA-376 Part 1, §17.17.2.1) imports a part of the package in another format
 where it stands: an HTML page or plain text is read (by the HTML reader's rules); any other
@@ -23,6 +24,7 @@ from docx.parts.document import DocumentPart
 
 from omnichat.documents.extraction.errors import UnreadableDocument
 from omnichat.documents.extraction.html import html_text
+from omnichat.documents.extraction.ooxml import open_package
 from omnichat.documents.extraction.text import clean_text, decode_file
 
 if TYPE_CHECKING:
@@ -44,8 +46,10 @@ ALT_CHUNK_DEADLINE_S = 60.0
 
 
 def open_word_document(path: Path) -> Document:
-    """The document of any Word package (``UnreadableDocument`` when its main part is none)."""
-    part = Package.open(str(path)).main_document_part
+    """The document of any Word package, Transitional or Strict (``UnreadableDocument`` when
+    its main part is none). python-docx reads every part as it opens the package."""
+    with open_package(path) as package:
+        part = Package.open(package).main_document_part
     if not isinstance(part, DocumentPart):
         raise UnreadableDocument(CORRUPT_DETAIL)
     document: Document = part.document
