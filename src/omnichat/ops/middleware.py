@@ -3,6 +3,7 @@ access logs, and a bound on request bodies."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import re
@@ -23,6 +24,7 @@ _VALID_REQUEST_ID = re.compile(rb"^[A-Za-z0-9._:-]{1,128}$")
 # The ``send`` the outermost of our middlewares received, for event-stream bodies (see
 # ``generation.sse.EventStreamResponse``).
 BODY_SEND = "omnichat.body_send"
+SHUTDOWN_RETRY_AFTER_S = 5
 
 
 class RequestContextMiddleware:
@@ -47,11 +49,13 @@ class RequestContextMiddleware:
         scope[BODY_SEND] = send
         started = time.perf_counter()
         status = 500
+        responded = False
 
         async def send_with_id(message: Message) -> None:
-            nonlocal status
+            nonlocal status, responded
             if message["type"] == "http.response.start":
                 status = message["status"]
+                responded = True
                 headers = list(message.get("headers", []))
                 headers.append((REQUEST_ID_HEADER, request_id.encode()))
                 headers.append((b"x-content-type-options", b"nosniff"))
@@ -60,6 +64,18 @@ class RequestContextMiddleware:
 
         try:
             await self.app(scope, receive, send_with_id)
+        except asyncio.CancelledError:
+            # Only uvicorn cancels a request's task: at the end of its shutdown grace. One that
+            # has not answered yet (its body still arriving, say) gets a 503 that says why, not
+            # uvicorn's bare 500 text, and its task ends here.
+            if responded:
+                raise
+            await error_response_for(
+                scope["path"],
+                503,
+                "The server is shutting down; send the request again",
+                {"Retry-After": str(SHUTDOWN_RETRY_AFTER_S), "Connection": "close"},
+            )(scope, receive, send_with_id)
         finally:
             if self.access_log:
                 access_logger.info(
