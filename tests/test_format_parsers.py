@@ -5,6 +5,8 @@ and the limits (characters, the deadline, the archive checks) each keeps."""
 from __future__ import annotations
 
 import codecs
+import io
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -24,6 +26,7 @@ from omnichat.documents.extraction.text import TEXT_SAMPLE_BYTES, decode_text
 from omnichat.rag.types import DocumentKind, ExtractedDocument
 from omnichat.settings import Settings
 from tests import office_factory as make
+from tests.docx_factory import make_docx_with_every_part, replace_entry
 from tests.test_formats import CSV_ROWS, DECK, WORKBOOK, page_html
 
 ARCHIVE = ArchiveLimits(
@@ -348,6 +351,29 @@ def test_a_strict_file_reads_exactly_as_its_transitional_twin(
 
     assert strict.kind is transitional.kind
     assert strict.pages == transitional.pages
+
+
+@pytest.mark.parametrize(
+    ("data", "name", "strict_parts"),
+    [
+        (make_docx_with_every_part(), "every.docx", ("word/header1.xml", "word/footnotes.xml")),
+        (make.make_pptx(DECK), "deck.pptx", ("ppt/slides/slide1.xml",)),
+    ],
+    ids=["docx-header-footnotes", "pptx-slide"],
+)
+def test_strict_parts_in_a_transitional_package_read_like_the_rest(
+    tmp_path: Path, data: bytes, name: str, strict_parts: tuple[str, ...]
+) -> None:
+    """A Transitional package holding some Strict parts (no Office application writes one, a
+    generator might): those parts read like the others (before, a DOCX header's words were
+    silently left out and a PPTX with one Strict slide was refused as corrupt)."""
+    strict = zipfile.ZipFile(io.BytesIO(make.to_strict(data)))
+    mixed = data
+    for part in strict_parts:
+        mixed = replace_entry(mixed, part, strict.read(part))
+    assert mixed != data
+
+    assert parse(tmp_path, mixed, name).pages == parse(tmp_path, data, name).pages
 
 
 STRICT_W = b"http://purl.oclc.org/ooxml/wordprocessingml/main"

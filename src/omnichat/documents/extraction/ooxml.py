@@ -78,6 +78,11 @@ _PARSER = etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=Fals
 # the few names that differ spelled out.
 STRICT_PREFIX = "http://purl.oclc.org/ooxml/"
 _TRANSITIONAL_PREFIX = "http://schemas.openxmlformats.org/"
+# Enough of a part for its root element's namespace declarations (Word's are ~3 KB).
+STRICT_SNIFF_BYTES = 32 * 1024
+_STRICT_FORMS = tuple(
+    STRICT_PREFIX.encode(encoding) for encoding in ("utf-8", "utf-16-le", "utf-16-be")
+)
 _STRICT_RELATIONSHIPS = f"{STRICT_PREFIX}officeDocument/relationships/"
 _AREAS = frozenset(
     [
@@ -245,15 +250,21 @@ def _transitional_value(before: bytes, quoted: bytes) -> bytes:
 @contextmanager
 def open_package(path: Path) -> Iterator[BinaryIO]:
     """The package to hand to python-docx or python-pptx, open for reading: the file itself,
-    or, when its main part is related as Strict's is (ISO/IEC 29500 Strict), a temporary
-    uncompressed copy beside it whose XML parts are ``transitional_xml``. Run it after
-    ``archive.check_archive``: the copy holds what the archive declares, no more."""
+    or, when its main part is related as Strict's is (ISO/IEC 29500 Strict) or any XML part
+    declares a Strict namespace at its start (a Transitional package with Strict parts, which
+    the libraries would read as empty), a temporary uncompressed copy beside it whose XML
+    parts are ``transitional_xml``. Run it after ``archive.check_archive``: the copy holds
+    what the archive declares, no more."""
     with zipfile.ZipFile(path) as archive:
         names = {name.lower(): name for name in archive.namelist()}
         relationships = names.get(PACKAGE_RELS_PART)
-        if relationships is not None and _is_strict(_read_xml(archive, relationships)):
-            content_types = names.get(CONTENT_TYPES_PART.lower())
-            xml_part = _xml_parts(_read_xml(archive, content_types) if content_types else None)
+        content_types = names.get(CONTENT_TYPES_PART.lower())
+        xml_part = _xml_parts(_read_xml(archive, content_types) if content_types else None)
+        strict = relationships is not None and _is_strict(_read_xml(archive, relationships))
+        if strict or any(
+            xml_part(entry.filename) and _declares_strict(archive, entry)
+            for entry in archive.infolist()
+        ):
             with tempfile.TemporaryFile(dir=path.parent) as copy:
                 _write_transitional(archive, xml_part, copy)
                 copy.seek(0)
@@ -275,6 +286,14 @@ def _write_transitional(
             large = entry.file_size > zipfile.ZIP64_LIMIT
             with archive.open(entry) as source, out.open(info, "w", force_zip64=large) as target:
                 shutil.copyfileobj(source, target)
+
+
+def _declares_strict(archive: zipfile.ZipFile, entry: zipfile.ZipInfo) -> bool:
+    """Whether the part's first ``STRICT_SNIFF_BYTES`` (its root element's namespace
+    declarations) name a Strict URI, in UTF-8 or UTF-16."""
+    with archive.open(entry) as part:
+        start = part.read(STRICT_SNIFF_BYTES)
+    return any(form in start for form in _STRICT_FORMS)
 
 
 def _is_strict(relationships: etree._Element) -> bool:
