@@ -70,7 +70,17 @@ async def upload_document(
         return DocumentOut.of(document)
     # Waited for, not awaited: a client that goes away does not stop the indexing, which a
     # delete of the document (or of the account) or a shutdown may cancel meanwhile.
-    await asyncio.wait([indexing])
+    try:
+        await asyncio.wait([indexing])
+    except asyncio.CancelledError:
+        # The server's shutdown grace ended first (only uvicorn cancels a request): the
+        # document is stored and its indexing resumes at the next start, so the answer says
+        # so (a 503 would have the client upload it again).
+        current = asyncio.current_task()
+        if current is not None:
+            current.uncancel()
+        response.status_code = status.HTTP_202_ACCEPTED
+        return DocumentOut.of(document)
     if indexing.cancelled():
         # Deleted meanwhile (404), or the server is stopping: then it resumes at the next start.
         state = await documents.get_document(user.id, document.id)

@@ -68,8 +68,10 @@ class RequestContextMiddleware:
             # Only uvicorn cancels a request's task: at the end of its shutdown grace. One that
             # has not answered yet (its body still arriving, say) gets a 503 that says why, not
             # uvicorn's bare 500 text, and its task ends here.
-            if responded:
+            current = asyncio.current_task()
+            if responded or current is None:
                 raise
+            current.uncancel()
             await error_response_for(
                 scope["path"],
                 503,
