@@ -140,7 +140,8 @@ def _start_worker(max_bytes: int, warm_up: Callable[[], object] | None) -> None:
     A pebble worker takes jobs until ``max_tasks``; this wraps pebble's task loop (looked up by
     ``process_tasks`` at call time) so that it also stops, before fetching another job, once
     ``_Worker.retiring`` is set. A worker that stops this way exits with 0, which pebble treats
-    as an ordinary retirement and replaces. ``test_sandbox`` checks that it still does."""
+    as an ordinary retirement and replaces. ``tests/test_parse_limits.py`` checks that it still
+    does."""
     if warm_up is not None:
         warm_up()
     resource.setrlimit(resource.RLIMIT_AS, (max_bytes, max_bytes))
