@@ -228,3 +228,22 @@ def make_heavy_docx(path: Path, paragraphs: int = 400_000) -> None:
         for item in source.infolist():
             data = xml.encode() if item.filename == "word/document.xml" else source.read(item)
             out.writestr(item.filename, data)
+
+
+def make_varied_pdf(page_count: int) -> bytes:
+    """Pages of each sort a PDF reader tells apart, in turn: text; text with a sticky note and
+    a text box (annotations); a picture with no text layer (left for OCR); nothing at all."""
+    pdf = _fpdf()
+    pdf.set_font("Helvetica", size=12)
+    picture = Image.new("RGB", (200, 280), "white")
+    for number in range(1, page_count + 1):
+        pdf.add_page()
+        sort = number % 4
+        if sort in (1, 2):
+            pdf.multi_cell(0, 8, f"Page {number} of the harbour log: tides, cargo and weather.")
+        if sort == 2:
+            pdf.text_annotation(20, 60, f"A sticky note on page {number}.")
+            pdf.free_text_annotation(f"A text box on page {number}.", x=20, y=80, w=80, h=20)
+        elif sort == 3:
+            pdf.image(picture, x=10, y=10, w=100)
+    return bytes(pdf.output())

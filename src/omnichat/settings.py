@@ -268,6 +268,10 @@ class Settings(BaseSettings):
     # The hard limit for a PDF: a worker still busy after this long is killed. Other kinds get
     # min(this, 2 * parse_deadline_s).
     parse_timeout_s: Annotated[float, Field(gt=0)] = 120.0
+    # A longer PDF is read in slices of this many pages (or of 2 s, if less), each a job that
+    # takes its own turn, so other users' uploads are read between them; its deadline and
+    # limits still count the whole document, and parse_timeout_s bounds each slice.
+    parse_slice_pages: Annotated[int, Field(ge=1)] = 200
     # OCR of PDF pages without a text layer (0 pages: off), one page per job.
     ocr_max_pages: Annotated[int, Field(ge=0)] = 50
     ocr_page_timeout_s: Annotated[float, Field(gt=0)] = 60.0

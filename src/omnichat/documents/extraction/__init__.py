@@ -1,7 +1,8 @@
 """Text from uploaded documents. The kind is decided from the bytes, then the kind's parser
 reads it, in sandbox worker processes (``sandbox``: capped memory, a deadline, fair turns per
-user); scanned PDF pages go to OCR in a pool of their own. Failures raise the 4xx errors of
-``.errors``."""
+user); scanned PDF pages go to OCR in a pool of their own. A long PDF is read, and a long text
+chunked, in slices that each take a turn of their own, so other users' work runs between them.
+Failures raise the 4xx errors of ``.errors``."""
 
 from __future__ import annotations
 
@@ -23,7 +24,13 @@ from omnichat.documents.extraction.errors import (
     UnsupportedDocumentType,
 )
 from omnichat.documents.extraction.ocr import ocr_pdf_page, warm_up_ocr
-from omnichat.documents.extraction.parse import ParseLimits, load_parsers, parse_file
+from omnichat.documents.extraction.parse import (
+    ParseLimits,
+    load_parsers,
+    parse_file,
+    parse_pdf_slice,
+)
+from omnichat.documents.extraction.pdf import PdfSlice, join_slices
 from omnichat.documents.extraction.sandbox import SandboxPool
 from omnichat.documents.extraction.sniff import PDF_MAGIC
 from omnichat.rag.types import ChunkDraft, ExtractedDocument, ExtractedPage
@@ -90,7 +97,7 @@ class Extractor:
         )
         # Imported here, not at the top: the parser workers import this package, and the
         # tokenizer library's address space would come out of their memory cap.
-        from omnichat.rag.chunking import warm_up_chunker
+        from omnichat.rag.chunking import SLICE_CHARS, warm_up_chunker
 
         self._chunkers = SandboxPool(
             "chunker",
@@ -99,15 +106,18 @@ class Extractor:
             warm_up=warm_up_chunker,
         )
         self._chunk_timeout_s = settings.chunk_timeout_s
+        self.chunk_slice_chars = SLICE_CHARS  # text per chunker job
 
     async def extract(self, path: Path, filename: str | None, owner: str) -> ExtractedDocument:
         """The text of the file at ``path``, read in a sandbox worker on ``owner``'s turn.
         ``filename`` (the client's) only picks a flavour the bytes allow (Markdown over plain
         text, CSV). Pages left for OCR are read later (``read_scanned_pages``)."""
-        timeout_s = self._pdf_timeout_s if _is_pdf(path) else self._other_timeout_s
-        document = await self._parsers.run(
-            owner, parse_file, str(path), filename, self.limits, timeout_s=timeout_s
-        )
+        if _is_pdf(path):
+            document = await self._read_pdf(path, owner)
+        else:
+            document = await self._parsers.run(
+                owner, parse_file, str(path), filename, self.limits, timeout_s=self._other_timeout_s
+            )
         if not document.char_count and not (document.ocr_pages and self.ocr_limits.max_pages):
             raise NoExtractableText(
                 "The PDF has no text layer (it may be scanned or image-only) and OCR is off "
@@ -116,6 +126,29 @@ class Extractor:
                 else NO_TEXT
             )
         return document
+
+    async def _read_pdf(self, path: Path, owner: str) -> ExtractedDocument:
+        """The PDF at ``path``, read slice by slice (``parse_pdf_slice``: at most
+        OMNICHAT_PARSE_SLICE_PAGES pages, or 2 s, a job), each job on ``owner``'s turn, so
+        other users' jobs get a worker between them; one job for a short PDF. The document's
+        limits count all its slices: its characters, and its deadline their time (waiting for
+        a turn not included); OMNICHAT_PARSE_TIMEOUT_S bounds each slice."""
+        slices: list[PdfSlice] = []
+        while not slices or slices[-1].next_page <= slices[-1].page_count:
+            first = slices[-1].next_page if slices else 1
+            slices.append(
+                await self._parsers.run(
+                    owner,
+                    parse_pdf_slice,
+                    str(path),
+                    self.limits,
+                    first,
+                    sum(part.char_count for part in slices),
+                    slices[-1].spent_s if slices else 0.0,
+                    timeout_s=self._pdf_timeout_s,
+                )
+            )
+        return join_slices(slices)
 
     async def read_scanned_pages(
         self, path: Path, document: ExtractedDocument, owner: str
@@ -182,15 +215,29 @@ class Extractor:
     async def chunk(
         self, document: ExtractedDocument, owner: str, config: ChunkerConfig
     ) -> list[ChunkDraft]:
-        """``document``'s chunks (``Chunker.chunk``), made in a chunker worker on ``owner``'s
-        turn: capped memory (OMNICHAT_CHUNKER_MEMORY_MB) and time (OMNICHAT_CHUNK_TIMEOUT_S),
-        past which the document is ``DocumentTooComplex``; ``PayloadTooLarge`` past
-        ``config.max_chunks``."""
-        from omnichat.rag.chunking import chunk_document
+        """``document``'s chunks (``Chunker.chunk``), made in chunker workers, a slice of about
+        ``chunk_slice_chars`` characters a job, each job on ``owner``'s turn (so other users'
+        jobs get a worker between them): capped memory (OMNICHAT_CHUNKER_MEMORY_MB) and time
+        (OMNICHAT_CHUNK_TIMEOUT_S, for all the slices together, waiting for turns not
+        included, and for each), past which the document is ``DocumentTooComplex``;
+        ``PayloadTooLarge`` past ``config.max_chunks``."""
+        from omnichat.rag.chunking import chunk_slice, slices
 
-        return await self._chunkers.run(
-            owner, chunk_document, document, config, timeout_s=self._chunk_timeout_s
-        )
+        drafts: list[ChunkDraft] = []
+        spent_s = 0.0
+        for part in slices(document, self.chunk_slice_chars):
+            made, spent_s = await self._chunkers.run(
+                owner,
+                chunk_slice,
+                part,
+                config,
+                len(drafts),
+                spent_s,
+                self._chunk_timeout_s,
+                timeout_s=self._chunk_timeout_s,
+            )
+            drafts.extend(made)
+        return drafts
 
     def close(self) -> None:
         """Stop the workers. Blocks until they exit."""

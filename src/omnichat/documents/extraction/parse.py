@@ -19,7 +19,7 @@ from omnichat.documents.extraction.csv import extract_csv
 from omnichat.documents.extraction.docx import extract_docx
 from omnichat.documents.extraction.errors import DocumentTooComplex, DocumentTooLarge
 from omnichat.documents.extraction.html import extract_html
-from omnichat.documents.extraction.pdf import read_pdf
+from omnichat.documents.extraction.pdf import PdfSlice, read_pdf, read_pdf_slice
 from omnichat.documents.extraction.pptx import extract_pptx
 from omnichat.documents.extraction.sniff import sniff_kind
 from omnichat.documents.extraction.text import extract_text
@@ -34,13 +34,15 @@ if TYPE_CHECKING:
 class ParseLimits:
     """What a parser may use. ``deadline_*``: the parser's own deadline, checked as it goes (a
     PDF gets ``deadline_base_s`` plus ``deadline_per_page_s`` for each page); the pool kills a
-    worker that overruns its hard timeout whatever the parser does."""
+    worker that overruns its hard timeout whatever the parser does. ``pdf_slice_pages``: the
+    most pages of a PDF one job reads (``parse_pdf_slice``)."""
 
     max_pdf_pages: int
     max_chars: int
     archive: ArchiveLimits  # DOCX, PPTX and XLSX (zip) checks before unpacking
     deadline_base_s: float = 10.0
     deadline_per_page_s: float = 0.02
+    pdf_slice_pages: int = 200
 
     @classmethod
     def from_settings(cls, settings: Settings) -> ParseLimits:
@@ -54,16 +56,24 @@ class ParseLimits:
             ),
             deadline_base_s=settings.parse_deadline_s,
             deadline_per_page_s=settings.parse_deadline_per_page_s,
+            pdf_slice_pages=settings.parse_slice_pages,
         )
 
 
 class Deadline:
-    """``check()`` raises ``DocumentTooComplex`` once ``seconds`` have passed since creation."""
+    """``check()`` raises ``DocumentTooComplex`` once ``seconds`` have passed since creation,
+    counting ``spent`` seconds as passed already (a document read in slices, one job each,
+    has one deadline for all of them)."""
 
-    def __init__(self, seconds: float) -> None:
-        self._started = time.monotonic()
+    def __init__(self, seconds: float, spent: float = 0.0) -> None:
+        self._started = time.monotonic() - spent
         self._ends = self._started + seconds
         self.seconds = seconds
+
+    @property
+    def elapsed(self) -> float:
+        """Seconds since creation, ``spent`` included."""
+        return time.monotonic() - self._started
 
     def extend(self, seconds: float) -> None:
         self._ends += seconds
@@ -131,3 +141,23 @@ def parse_file(path: str, filename: str | None, limits: ParseLimits) -> Extracte
             f"at most {limits.max_chars} are accepted"
         )
     return document
+
+
+def parse_pdf_slice(
+    path: str, limits: ParseLimits, first: int, chars_before: int, spent_s: float
+) -> PdfSlice:
+    """Pages of the PDF at ``path`` from page ``first`` on, at most ``limits.pdf_slice_pages``
+    of them (``read_pdf_slice``): a job of ``Extractor.extract``, which reads a PDF slice by
+    slice. ``chars_before`` and ``spent_s``: the text and the time of the slices before, which
+    count toward the document's character limit and its deadline. In a sandbox worker."""
+    deadline = Deadline(limits.deadline_base_s, spent=spent_s)
+    return read_pdf_slice(
+        Path(path),
+        limits.max_pdf_pages,
+        limits.max_chars,
+        deadline,
+        limits.deadline_per_page_s,
+        first=first,
+        pages_at_most=limits.pdf_slice_pages,
+        chars_before=chars_before,
+    )

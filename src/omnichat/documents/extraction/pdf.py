@@ -1,12 +1,19 @@
 """PDF text, page by page, with PDFium. Runs in a sandbox worker (PDFium is not thread-safe,
 and a crash or a runaway file in it must not touch the server). Pages without a text layer
 that carry images are left for OCR (``ocr_pages``). A page's sticky notes and text boxes
-(annotations, which are no part of its text layer) follow its text."""
+(annotations, which are no part of its text layer) follow its text.
+
+A long PDF is read in slices (``read_pdf_slice``), each a sandbox job of its own, so that
+between them other users' jobs get the worker; its limits (pages, characters, its deadline)
+are the whole document's, counted over all its slices."""
 
 from __future__ import annotations
 
 import ctypes
 import re
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import pypdfium2 as pdfium
@@ -36,6 +43,41 @@ _SPACE_AROUND_NEWLINES = re.compile(r" *\n *")
 _EXCESS_NEWLINES = re.compile(r"\n{3,}")
 # PDFium marks soft hyphens at line ends with U+0002 (dropped by clean_text) or U+FFFE.
 _HYPHEN_MARKERS = re.compile("\ufffe")
+# A slice ends after this long, whatever its page count: a few slow pages keep a worker from
+# other users' jobs for seconds, not for the document's whole deadline.
+SLICE_SECONDS = 2.0
+
+
+@dataclass(frozen=True)
+class PdfSlice:
+    """Consecutive pages of a PDF of ``page_count`` pages, read in one job (``pages``: their
+    text; ``ocr_pages`` and ``unread_pages``: as in ``ExtractedDocument``), and ``spent_s``,
+    the seconds the document's reading has taken so far, this slice's included."""
+
+    page_count: int
+    pages: list[ExtractedPage]
+    ocr_pages: tuple[int, ...]
+    unread_pages: tuple[int, ...]
+    spent_s: float
+
+    @property
+    def next_page(self) -> int:
+        """The number of the page after the slice's last (``page_count + 1`` after the last)."""
+        return self.pages[-1].number + 1
+
+    @property
+    def char_count(self) -> int:
+        return sum(len(page.text) for page in self.pages)
+
+
+def join_slices(slices: Sequence[PdfSlice]) -> ExtractedDocument:
+    """The document the consecutive ``slices`` of one PDF make, first page to last."""
+    return ExtractedDocument(
+        kind=DocumentKind.PDF,
+        pages=[page for part in slices for page in part.pages],
+        ocr_pages=tuple(number for part in slices for number in part.ocr_pages),
+        unread_pages=tuple(number for part in slices for number in part.unread_pages),
+    )
 
 
 def normalize_pdf_text(text: str) -> str:
@@ -48,9 +90,27 @@ def normalize_pdf_text(text: str) -> str:
 def read_pdf(
     path: Path, max_pages: int, max_chars: int, deadline: Deadline, per_page_s: float
 ) -> ExtractedDocument:
-    """Every page's text (possibly empty). ``deadline`` is extended by ``per_page_s`` for each
-    page and checked after each; pages with no text but images are ``ocr_pages``, pages with
-    neither ``unread_pages``."""
+    """Every page's text (possibly empty), in one job. ``deadline`` is extended by
+    ``per_page_s`` for each page and checked after each; pages with no text but images are
+    ``ocr_pages``, pages with neither ``unread_pages``."""
+    return join_slices([read_pdf_slice(path, max_pages, max_chars, deadline, per_page_s)])
+
+
+def read_pdf_slice(
+    path: Path,
+    max_pages: int,
+    max_chars: int,
+    deadline: Deadline,
+    per_page_s: float,
+    *,
+    first: int = 1,
+    pages_at_most: int | None = None,
+    chars_before: int = 0,
+) -> PdfSlice:
+    """``read_pdf`` from page ``first`` on: every page, or at most ``pages_at_most`` pages
+    and, once ``SLICE_SECONDS`` have passed, none more (at least one, if ``first`` is a page).
+    The limits are the document's: its page count is checked by every slice, and
+    ``chars_before`` (the text of the pages before ``first``) counts toward ``max_chars``."""
     try:
         document = pdfium.PdfDocument(str(path))
     except pdfium.PdfiumError as exc:
@@ -71,8 +131,10 @@ def read_pdf(
         pages: list[ExtractedPage] = []
         scanned: list[int] = []
         blank: list[int] = []
-        total_chars = 0
-        for index in range(page_count):
+        total_chars = chars_before
+        last = page_count if pages_at_most is None else min(page_count, first - 1 + pages_at_most)
+        slice_ends = time.monotonic() + SLICE_SECONDS
+        for index in range(first - 1, last):
             text, has_images = _page_text(document, index)
             text = normalize_pdf_text(text)
             total_chars += len(text)
@@ -84,11 +146,14 @@ def read_pdf(
                 (scanned if has_images else blank).append(index + 1)
             pages.append(ExtractedPage(number=index + 1, text=text))
             deadline.check()
-        return ExtractedDocument(
-            kind=DocumentKind.PDF,
+            if pages_at_most is not None and time.monotonic() > slice_ends:
+                break
+        return PdfSlice(
+            page_count=page_count,
             pages=pages,
             ocr_pages=tuple(scanned),
             unread_pages=tuple(blank),
+            spent_s=deadline.elapsed,
         )
     except pdfium.PdfiumError:
         raise UnreadableDocument(CORRUPT_DETAIL) from None
