@@ -265,8 +265,8 @@ class Settings(BaseSettings):
     # A parser's own deadline: this much, plus parse_deadline_per_page_s per PDF page.
     parse_deadline_s: Annotated[float, Field(gt=0)] = 10.0
     parse_deadline_per_page_s: Annotated[float, Field(ge=0)] = 0.02
-    # The hard limit for a PDF: a worker still busy after this long is killed. Other kinds get
-    # min(this, 2 * parse_deadline_s).
+    # The hard limit for one slice of a PDF: a worker still busy after this long is killed.
+    # Other kinds get min(this, 2 * parse_deadline_s).
     parse_timeout_s: Annotated[float, Field(gt=0)] = 120.0
     # A longer PDF is read in slices of this many pages (or of 2 s, if less), each a job that
     # takes its own turn, so other users' uploads are read between them; its deadline and
