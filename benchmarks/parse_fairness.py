@@ -18,17 +18,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import statistics
-import sys
-import tempfile
 import time
 
 import httpx
 from fpdf import FPDF
 
-from benchmarks.stream_bench import free_port, process
-from benchmarks.upload_cost import ROOT_ENV_PREFIX, login
+from benchmarks.upload_cost import local_server, login, report
 
 LINE = "The harbour ledger lists ship {n}, its cargo of {c} crates and the tide at {t} metres."
 
@@ -111,24 +107,9 @@ async def measure(base: str, pages: int, every_s: float) -> dict[str, float]:
 
 
 async def main(pages: int, every_s: float, server_src: str | None, max_chunks: int) -> None:
-    port = free_port()
-    with tempfile.TemporaryDirectory() as data_dir:
-        env = {k: v for k, v in os.environ.items() if not k.startswith(ROOT_ENV_PREFIX)}
-        env.update(
-            OMNICHAT_DATA_DIR=data_dir,
-            OMNICHAT_ACCESS_LOG="false",
-            OMNICHAT_LOG_LEVEL="WARNING",
-            OMNICHAT_MAX_UPLOAD_BYTES=str(64 * 2**20),
-            OMNICHAT_MAX_CHUNKS_PER_DOCUMENT=str(max_chunks),
-        )
-        if server_src:
-            env["PYTHONPATH"] = server_src
-        args = [sys.executable, "-m", "omnichat", "serve", "--port", str(port)]
-        with process(args, env, f"http://127.0.0.1:{port}/healthz"):
-            result = await measure(f"http://127.0.0.1:{port}", pages, every_s)
-    print(f"server src: {server_src or 'this checkout'}")
-    for name, value in result.items():
-        print(f"  {name}: {value:.2f}" if isinstance(value, float) else f"  {name}: {value}")
+    with local_server(server_src, OMNICHAT_MAX_CHUNKS_PER_DOCUMENT=str(max_chunks)) as (base, _):
+        result = await measure(base, pages, every_s)
+    report(server_src, result)
 
 
 if __name__ == "__main__":

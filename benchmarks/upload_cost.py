@@ -21,6 +21,8 @@ import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import httpx
 import psutil
@@ -96,7 +98,11 @@ async def measure(base: str, server: psutil.Process, rows: int, every_s: float) 
         }
 
 
-async def main(rows: int, every_s: float, server_src: str | None, max_chunks: int) -> None:
+@contextmanager
+def local_server(server_src: str | None, **settings: str) -> Iterator[tuple[str, psutil.Process]]:
+    """``omnichat serve`` (SQLite, the local embedder, a fresh data dir, uploads up to 64 MiB,
+    no access log) with the extra ``OMNICHAT_`` ``settings``, from ``server_src`` if given:
+    its base URL and process."""
     port = free_port()
     with tempfile.TemporaryDirectory() as data_dir:
         env = {k: v for k, v in os.environ.items() if not k.startswith(ROOT_ENV_PREFIX)}
@@ -105,16 +111,28 @@ async def main(rows: int, every_s: float, server_src: str | None, max_chunks: in
             OMNICHAT_ACCESS_LOG="false",
             OMNICHAT_LOG_LEVEL="WARNING",
             OMNICHAT_MAX_UPLOAD_BYTES=str(64 * 2**20),
-            OMNICHAT_MAX_CHUNKS_PER_DOCUMENT=str(max_chunks),
+            **settings,
         )
         if server_src:
             env["PYTHONPATH"] = server_src
         args = [sys.executable, "-m", "omnichat", "serve", "--port", str(port)]
         with process(args, env, f"http://127.0.0.1:{port}/healthz") as server:
-            result = await measure(f"http://127.0.0.1:{port}", server, rows, every_s)
+            yield f"http://127.0.0.1:{port}", server
+
+
+def report(server_src: str | None, result: dict[str, float]) -> None:
     print(f"server src: {server_src or 'this checkout'}")
     for name, value in result.items():
         print(f"  {name}: {value:.2f}" if isinstance(value, float) else f"  {name}: {value}")
+
+
+async def main(rows: int, every_s: float, server_src: str | None, max_chunks: int) -> None:
+    with local_server(server_src, OMNICHAT_MAX_CHUNKS_PER_DOCUMENT=str(max_chunks)) as (
+        base,
+        server,
+    ):
+        result = await measure(base, server, rows, every_s)
+    report(server_src, result)
 
 
 if __name__ == "__main__":
